@@ -1,0 +1,143 @@
+"""``mnist-train``: train, evaluate and try MNIST digit classifiers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mnist_train import __version__
+from mnist_train.errors import MnistTrainError
+from mnist_train.models import MODEL_TYPES
+
+DEFAULT_OUTPUT = Path("models")
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnist-train", description="Train and evaluate MNIST digit classifiers."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a model and write a versioned artifact")
+    train.add_argument("--model", choices=MODEL_TYPES, default="cnn", help="default: cnn")
+    train.add_argument("--epochs", type=_positive, help="default: 15 (cnn), 5 (softmax)")
+    train.add_argument("--batch-size", type=_positive, help="default: 128 (cnn), 100 (softmax)")
+    train.add_argument("--learning-rate", type=float, help="default: 0.003 (cnn), 0.5 (softmax)")
+    train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
+    train.add_argument(
+        "--train-examples", type=_positive, help="train on the first N training images only"
+    )
+    train.add_argument(
+        "--no-augmentation", action="store_true", help="turn the CNN's augmentation off"
+    )
+    train.add_argument(
+        "--data-dir",
+        type=Path,
+        help="folder with the MNIST IDX files (default: $MNIST_DATA_DIR or ./data/mnist); "
+        "missing files are downloaded",
+    )
+    train.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        help="folder for artifacts; LATEST names the newest (default: ./models)",
+    )
+
+    evaluate = sub.add_parser("evaluate", help="evaluate an artifact on the MNIST test set")
+    evaluate.add_argument("artifact", type=Path, help="artifact folder, or a folder with LATEST")
+    evaluate.add_argument("--data-dir", type=Path)
+
+    predict = sub.add_parser("predict", help="classify image files with an artifact")
+    predict.add_argument("artifact", type=Path)
+    predict.add_argument("images", type=Path, nargs="+")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from mnist_train.data import load_mnist
+    from mnist_train.train import TrainConfig, train
+
+    data = load_mnist(args.data_dir)
+    config = TrainConfig(
+        model_type=args.model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        train_examples=args.train_examples,
+        augmentation=False if args.no_augmentation else None,
+    )
+    result = train(config, data, args.output)
+    meta = result.metadata
+    print(f"artifact: {result.artifact_dir}")
+    print(f"model: {meta.model_type}, version {meta.version}")
+    print(f"training time: {meta.training_seconds:.1f} s")
+    print(f"test accuracy: {meta.test_accuracy * 100:.2f}%")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from mnist_train.artifact import load_artifact
+    from mnist_train.data import load_mnist, scale
+    from mnist_train.evaluate import evaluate
+
+    loaded = load_artifact(args.artifact)
+    data = load_mnist(args.data_dir)
+    result = evaluate(loaded.model, scale(data.test_images), data.test_labels)
+    print(f"artifact: {loaded.path} ({loaded.metadata.model_type}, {loaded.metadata.version})")
+    print(result.report())
+
+
+def _predict(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from mnist_train.artifact import load_artifact
+    from mnist_train.imaging import from_bytes
+
+    loaded = load_artifact(args.artifact)
+    for path in args.images:
+        try:
+            pixels = from_bytes(path.read_bytes())
+        except OSError as exc:
+            raise MnistTrainError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except MnistTrainError as exc:
+            raise MnistTrainError(f"{path}: {exc}") from exc
+        probabilities = np.asarray(loaded.model(pixels[np.newaxis, :, :, np.newaxis] / 255.0))[0]
+        digit = int(np.argmax(probabilities))
+        print(f"{path}: {digit} ({probabilities[digit] * 100:.1f}%)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _quiet_tensorflow()
+    handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict}
+    try:
+        handlers[args.command](args)
+    except MnistTrainError as exc:
+        print(f"mnist-train: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mnist-train: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Training, in the order of Keras' MNIST convnet example: load and scale, build, fit, evaluate,
+save."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mnist_train.artifact import ArtifactMetadata, save_artifact
+from mnist_train.augment import augment_batch
+from mnist_train.data import Mnist, scale
+from mnist_train.evaluate import Evaluation, evaluate
+from mnist_train.models import ModelType, build
+
+DEFAULTS: dict[ModelType, dict[str, float | int]] = {
+    # The original TensorFlow 1 tutorial: plain SGD at 0.5 on batches of 100.
+    "softmax": {"epochs": 5, "batch_size": 100, "learning_rate": 0.5},
+    "cnn": {"epochs": 15, "batch_size": 128, "learning_rate": 0.003},
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model_type: ModelType = "cnn"
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    seed: int = 1
+    train_examples: int | None = None  # a subset of the training set, for quick runs and tests
+    augmentation: bool | None = None  # default: on for the CNN, off for softmax
+    verbose: int = field(default_factory=lambda: 1 if sys.stdout.isatty() else 2)
+
+    def resolved(self) -> tuple[int, int, float, bool]:
+        d = DEFAULTS[self.model_type]
+        return (
+            int(self.epochs if self.epochs is not None else d["epochs"]),
+            int(self.batch_size if self.batch_size is not None else d["batch_size"]),
+            float(self.learning_rate if self.learning_rate is not None else d["learning_rate"]),
+            self.augmentation if self.augmentation is not None else self.model_type == "cnn",
+        )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    artifact_dir: Path
+    metadata: ArtifactMetadata
+    evaluation: Evaluation
+
+
+def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
+    import keras
+    import tensorflow as tf
+
+    epochs, batch_size, learning_rate, augmentation = config.resolved()
+    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
+        raise ValueError("epochs, batch size and learning rate must be positive")
+    keras.utils.set_random_seed(config.seed)
+    tf.config.experimental.enable_op_determinism()
+
+    # Load and scale.
+    limit = config.train_examples or len(data.train_labels)
+    x_train, y_train = scale(data.train_images[:limit]), data.train_labels[:limit]
+    x_test, y_test = scale(data.test_images), data.test_labels
+
+    # Build.
+    model = build(config.model_type)
+    steps = epochs * int(np.ceil(len(y_train) / batch_size))
+    optimizer: keras.optimizers.Optimizer
+    if config.model_type == "softmax":
+        optimizer = keras.optimizers.SGD(learning_rate=learning_rate)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=steps, alpha=0.01
+        )
+        optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    # Fit. Shuffling indices and gathering whole batches keeps the input pipeline cheap.
+    images, labels = tf.constant(x_train), tf.constant(y_train)
+    dataset = (
+        tf.data.Dataset.range(len(y_train))
+        .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .enumerate()
+    )
+    seed = config.seed
+
+    def gather(index: tf.Tensor, batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x = tf.gather(images, batch)
+        if augmentation:
+            x = augment_batch(x, index, seed)
+        return x, tf.gather(labels, batch)
+
+    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.prefetch(tf.data.AUTOTUNE)
+    started = time.perf_counter()
+    model.fit(dataset, epochs=epochs, shuffle=False, verbose=config.verbose)
+    training_seconds = time.perf_counter() - started
+
+    # Evaluate.
+    evaluation = evaluate(model, x_test, y_test)
+
+    # Save.
+    artifact_dir, metadata = save_artifact(
+        model,
+        output_root,
+        model_type=config.model_type,
+        build_metadata={
+            "hyperparameters": {
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "optimizer": "sgd" if config.model_type == "softmax" else "adam-cosine",
+                "seed": config.seed,
+                "train_examples": len(y_train),
+                "augmentation": augmentation,
+            },
+            "test_accuracy": evaluation.accuracy,
+            "per_class_accuracy": evaluation.per_class_accuracy,
+            "training_seconds": round(training_seconds, 2),
+            "tensorflow_version": tf.__version__,
+            "keras_version": keras.__version__,
+            "data_checksums": data.checksums,
+        },
+    )
+    return TrainResult(artifact_dir, metadata, evaluation)
