@@ -1,0 +1,177 @@
+"""``create_app()``: the FastAPI application and its lifespan.
+
+The lifespan loads the model artifact, warms the model up, starts the batcher and opens the store
+once, and closes them, in reverse order, on shutdown. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from mnist_api import __version__
+from mnist_api.errors import install_handlers
+from mnist_api.inference import Batcher, Classifier, NoModel, PerRequestPredictor, Predictor
+from mnist_api.limits import BodyLimitMiddleware
+from mnist_api.metrics import Metrics, MetricsMiddleware
+from mnist_api.routes import health, legacy, predictions, web
+from mnist_api.service import PredictionService
+from mnist_api.settings import Settings, load_settings
+from mnist_api.store.factory import make_store
+
+log = logging.getLogger("mnist_api")
+
+DESCRIPTION = """
+Recognises handwritten digits. Upload an image of one digit; the service turns it into MNIST's
+own format (28x28, white ink on black, centred by mass), runs a convolutional network trained on
+MNIST, stores the upload and the prediction, and answers with the digit and its probabilities.
+
+Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
+(`application/problem+json`).
+"""
+
+TAGS = [
+    {"name": "predictions", "description": "Upload digits, browse and correct the history."},
+    {"name": "operations", "description": "Health, readiness and metrics."},
+    {"name": "legacy", "description": "The original system's endpoint, kept for old clients."},
+]
+
+# Multipart bodies get names of their own instead of FastAPI's generated ``Body_...``.
+PROBLEM_REF = "#/components/schemas/Problem"
+BODY_SCHEMA_NAMES = {
+    "Body_create_prediction": "PredictionUpload",
+    "Body_create_predictions_batch": "BatchPredictionUpload",
+    "Body_upload_legacy": "LegacyUpload",
+}
+
+
+async def _predictor(settings: Settings, metrics: Metrics) -> Predictor:
+    if settings.inference_mode == "off":
+        return NoModel()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    classifier = await run_in_threadpool(Classifier.load, settings.model_path)
+    await run_in_threadpool(classifier.warm_up, settings.max_batch)
+    if settings.inference_mode == "predict":
+        return PerRequestPredictor(classifier, threads=settings.inference_threads)
+    return Batcher(
+        classifier,
+        metrics=metrics,
+        max_batch=settings.max_batch,
+        max_delay_ms=settings.max_delay_ms,
+        queue_size=settings.queue_size,
+        threads=settings.inference_threads,
+        timeout_s=settings.request_timeout_s,
+        retry_after_s=settings.retry_after_s,
+    )
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    spec = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+        tags=app.openapi_tags,
+    )
+    schemas = spec.get("components", {}).get("schemas", {})
+    for old, new in BODY_SCHEMA_NAMES.items():
+        if old in schemas:
+            schemas[new] = schemas.pop(old)
+            schemas[new]["title"] = new
+    for path in spec["paths"].values():
+        for operation in path.values():
+            for code, answer in operation.get("responses", {}).items():
+                content = answer.get("content", {})
+                # Errors are problem details, whatever their model's default media type.
+                if code[0] in "45" and "application/json" in content:
+                    content["application/problem+json"] = content.pop("application/json")
+                if code == "422":  # validation errors are problem details too
+                    content["application/problem+json"] = {"schema": {"$ref": PROBLEM_REF}}
+            body = operation.get("requestBody", {}).get("content", {})
+            for media in body.values():
+                ref = media.get("schema", {}).get("$ref", "")
+                name = ref.rsplit("/", 1)[-1]
+                if name in BODY_SCHEMA_NAMES:
+                    media["schema"]["$ref"] = f"#/components/schemas/{BODY_SCHEMA_NAMES[name]}"
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    app.openapi_schema = spec
+    return spec
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            predictor = await _predictor(settings, metrics)
+            await predictor.start()
+            stack.push_async_callback(predictor.stop)
+            store = make_store(settings)
+            await store.open()
+            stack.push_async_callback(store.close)
+            app.state.service = PredictionService(settings, predictor, store, metrics)
+            log.info(
+                "ready: model %s, store %s, inference %s",
+                predictor.version,
+                store.name,
+                settings.inference_mode,
+            )
+            try:
+                yield
+            finally:
+                app.state.service = None
+
+    app = FastAPI(
+        title="MNIST digit recognition",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.service = None
+    app.state.store_name = settings.store
+    install_handlers(app)
+    app.include_router(predictions.router)
+    app.include_router(legacy.router)
+    app.include_router(health.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            route.operation_id = route.name
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_upload_bytes=settings.max_upload_bytes,
+        max_batch_files=settings.max_batch_files,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["*"],
+            expose_headers=["Location", "Retry-After"],
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,95 @@
+"""``mnist-api``: serve the API, and manage the Cassandra schema (``db upgrade|status|history``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from mnist_api import __version__
+from mnist_api.settings import Settings, SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mnist-api",
+        description="The MNIST digit-recognition service. Settings come from MNIST_API_* "
+        "environment variables (see the README).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run the HTTP server (uvicorn)")
+    serve.add_argument("--host", default=os.environ.get("MNIST_API_HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("MNIST_API_PORT", "8000")))
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("MNIST_API_WORKERS", "1")))
+    serve.add_argument("--log-level", default="info")
+
+    db = sub.add_parser("db", help="Cassandra schema migrations (cql/)")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_sub.add_parser("upgrade", help="create the keyspace and apply pending migrations")
+    db_sub.add_parser("status", help="list applied and pending migrations")
+    db_sub.add_parser("history", help="list applied migrations with when and by whom")
+    return parser
+
+
+def _check_model(settings: Settings) -> None:
+    """Fail before starting uvicorn when the artifact is missing or unreadable."""
+    if settings.inference_mode == "off":
+        return
+    from mnist_train.artifact import read_metadata
+    from mnist_train.errors import ArtifactError
+
+    try:
+        read_metadata(settings.model_path)
+    except ArtifactError as exc:
+        raise SettingsError(f"model: {exc}") from exc
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    settings = load_settings()
+    _check_model(settings)
+    if args.workers > 1:
+        uvicorn.run(
+            "mnist_api.main:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            factory=False,
+        )
+        return
+    from mnist_api.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+
+
+def _db(args: argparse.Namespace) -> None:
+    from mnist_api.store.migrations import run_command
+
+    settings = load_settings(store="cassandra")
+    asyncio.run(run_command(settings, args.db_command))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            _serve(args)
+        else:
+            _db(args)
+    except SettingsError as exc:
+        print(f"mnist-api: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""HTTP routes: the v1 API, the original /upload, health and metrics, and the web page."""

@@ -1,0 +1,24 @@
+"""OpenAPI helpers: documented problem responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mnist_api.schemas import Problem
+
+_DESCRIPTIONS = {
+    400: "Malformed request (for example a bad cursor)",
+    404: "No such prediction",
+    413: "Upload over the size or pixel limit",
+    415: "Image type not supported",
+    422: "Missing field, empty file, not an image, or no digit in it",
+    503: "Busy, timed out, or storage unreachable; see Retry-After",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """Error responses documented with the problem-details schema."""
+    return {
+        status: {"model": Problem, "description": _DESCRIPTIONS.get(status, "Error")}
+        for status in statuses
+    }

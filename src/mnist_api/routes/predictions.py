@@ -1,0 +1,135 @@
+"""``/v1/predictions``: upload, history, one prediction, its images, its label."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
+
+from mnist_api.dependencies import ServiceDep
+from mnist_api.errors import TooManyFiles
+from mnist_api.routes.docs import problems
+from mnist_api.schemas import BatchResult, LabelUpdate, Prediction, PredictionPage
+
+router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
+
+UploadField = Annotated[
+    UploadFile,
+    File(description="an image of one handwritten digit: PNG, JPEG, GIF, BMP, WebP or TIFF"),
+]
+PredictionId = Annotated[UUID, "the prediction's id"]
+MAX_PAGE = 100
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Recognise the digit in an uploaded image",
+    description="Stores the upload and the prediction; the `Location` header names the new "
+    "prediction.",
+    responses=problems(413, 415, 422, 503),
+)
+async def create_prediction(
+    file: UploadField, service: ServiceDep, response: Response
+) -> Prediction:
+    prediction = await service.predict(file)
+    response.headers["Location"] = f"/v1/predictions/{prediction.id}"
+    return prediction
+
+
+@router.post(
+    "/batch",
+    summary="Recognise the digits in several images",
+    description="One result per file, in order: a prediction (status 201) or the problem that "
+    "stopped that file. Files are independent: one bad file does not fail the others.",
+    responses=problems(413, 422, 503),
+)
+async def create_predictions_batch(
+    files: Annotated[list[UploadFile], File(description="the images, as repeated `files` fields")],
+    service: ServiceDep,
+) -> BatchResult:
+    limit = service.settings.max_batch_files
+    if len(files) > limit:
+        raise TooManyFiles(f"{len(files)} files sent; a batch takes at most {limit}")
+    return BatchResult(items=await service.predict_many(files))
+
+
+@router.get(
+    "",
+    summary="List past predictions, newest first",
+    description="Keyset paging: pass `next_cursor` as `cursor` to continue. Pages stay stable "
+    "while new uploads arrive: nothing is skipped or repeated.",
+    responses=problems(400, 503),
+)
+async def list_predictions(
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=64, description="`next_cursor` of the previous page")
+    ] = None,
+    digit: Annotated[int | None, Query(ge=0, le=9, description="only this predicted digit")] = None,
+    labeled: Annotated[
+        bool | None, Query(description="true: only corrected ones; false: only uncorrected")
+    ] = None,
+) -> PredictionPage:
+    return await service.history(limit=limit, cursor=cursor, digit=digit, labeled=labeled)
+
+
+@router.get("/{prediction_id}", summary="Get one prediction", responses=problems(404, 503))
+async def get_prediction(prediction_id: PredictionId, service: ServiceDep) -> Prediction:
+    return await service.get(prediction_id)
+
+
+@router.get(
+    "/{prediction_id}/image",
+    summary="Download the uploaded image",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}},
+        **problems(404, 503),
+    },
+)
+async def get_prediction_image(prediction_id: PredictionId, service: ServiceDep) -> Response:
+    image = await service.image(prediction_id)
+    return Response(
+        image.data,
+        media_type=image.content_type,
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+@router.get(
+    "/{prediction_id}/input.png",
+    summary="Download the 28x28 image the model saw",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        **problems(404, 503),
+    },
+)
+async def get_prediction_input(prediction_id: PredictionId, service: ServiceDep) -> Response:
+    png = await service.input_png(prediction_id)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.put(
+    "/{prediction_id}/label",
+    summary="Correct a prediction",
+    description="Records the true digit and when it was given, for analysis and retraining.",
+    responses=problems(404, 503),
+)
+async def set_prediction_label(
+    prediction_id: PredictionId, body: LabelUpdate, service: ServiceDep
+) -> Prediction:
+    return await service.label(prediction_id, body.label)
+
+
+@router.delete(
+    "/{prediction_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a prediction and its image",
+    responses=problems(404, 503),
+)
+async def delete_prediction(prediction_id: PredictionId, service: ServiceDep) -> None:
+    await service.delete(prediction_id)

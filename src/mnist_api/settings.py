@@ -1,0 +1,135 @@
+"""Settings, read from ``MNIST_API_*`` environment variables (and a ``.env`` file) at start-up."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+Consistency = Literal["ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "LOCAL_ONE"]
+
+
+class SettingsError(Exception):
+    """The configuration is invalid; the message says which variable and why."""
+
+
+def _split_commas(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MNIST_API_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
+
+    # Model and inference.
+    model_path: Path = Field(
+        Path("models"), description="artifact folder, or a folder whose LATEST names one"
+    )
+    inference_mode: Literal["batched", "predict", "off"] = Field(
+        "batched",
+        description="batched: the compiled function on batches (serve with this); predict: one "
+        "model.predict per request, the original way (benchmark baseline); off: no model and "
+        "no storage (benchmark ceiling)",
+    )
+    max_batch: int = Field(32, ge=1, le=1024, description="largest inference batch")
+    max_delay_ms: float = Field(2.0, ge=0, le=1000, description="longest wait to fill a batch")
+    queue_size: int = Field(512, ge=1, description="requests waiting for inference before 503")
+    inference_threads: int = Field(1, ge=1, le=16, description="threads running model batches")
+    request_timeout_s: float = Field(10.0, gt=0, description="inference deadline per request")
+
+    # Uploads.
+    max_upload_bytes: int = Field(5 * MiB, ge=1024, description="largest accepted file")
+    max_image_pixels: int = Field(
+        16_000_000, ge=784, description="largest accepted width x height (decompression bombs)"
+    )
+    max_batch_files: int = Field(16, ge=1, le=256, description="files per batch request")
+    history_max_limit: int = Field(100, ge=1, le=1000, description="largest history page")
+
+    # Storage.
+    store: Literal["sqlite", "cassandra", "none"] = Field(
+        "sqlite", description="sqlite (embedded default), cassandra, or none (benchmarks only)"
+    )
+    sqlite_path: Path = Field(Path("var/predictions.sqlite3"))
+    cassandra_contact_points: Annotated[list[str], NoDecode] = Field(["127.0.0.1"])
+    cassandra_port: int = Field(9042, ge=1, le=65535)
+    cassandra_keyspace: str = "mnist"
+    cassandra_local_dc: str | None = None
+    cassandra_username: str | None = None
+    cassandra_password: str | None = None
+    cassandra_consistency: Consistency = "LOCAL_QUORUM"
+    cassandra_replication: str = Field(
+        "SimpleStrategy:1",
+        description="SimpleStrategy:RF, or NetworkTopologyStrategy:dc1=3,dc2=3",
+    )
+    cassandra_connect_timeout_s: float = Field(5.0, gt=0)
+    cassandra_request_timeout_s: float = Field(5.0, gt=0)
+    cassandra_reconnect_delay_ms: int = Field(1000, ge=100)
+    cassandra_startup_timeout_s: float = Field(
+        60.0, ge=0, description="how long start-up waits for the cluster"
+    )
+    cql_dir: Path | None = Field(None, description="migrations folder (default: the packaged one)")
+
+    # HTTP.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    retry_after_s: int = Field(1, ge=1, description="Retry-After on 503 answers")
+
+    @field_validator("cassandra_contact_points", "cors_origins", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        return _split_commas(value)
+
+    @field_validator("cassandra_keyspace")
+    @classmethod
+    def _keyspace(cls, value: str) -> str:
+        if not IDENTIFIER.match(value):
+            raise ValueError("must be a lower-case CQL identifier (letters, digits, _)")
+        return value
+
+    @field_validator("cassandra_replication")
+    @classmethod
+    def _replication(cls, value: str) -> str:
+        replication_map(value)
+        return value
+
+    @model_validator(mode="after")
+    def _contact_points(self) -> Settings:
+        if self.store == "cassandra" and not self.cassandra_contact_points:
+            raise ValueError("MNIST_API_CASSANDRA_CONTACT_POINTS is empty")
+        return self
+
+
+def replication_map(spec: str) -> dict[str, str | int]:
+    """Parse ``SimpleStrategy:1`` or ``NetworkTopologyStrategy:dc1=3,dc2=2``."""
+    strategy, _, rest = spec.partition(":")
+    if strategy == "SimpleStrategy" and rest.isdigit() and int(rest) >= 1:
+        return {"class": "SimpleStrategy", "replication_factor": int(rest)}
+    if strategy == "NetworkTopologyStrategy" and rest:
+        result: dict[str, str | int] = {"class": "NetworkTopologyStrategy"}
+        for part in rest.split(","):
+            dc, _, factor = part.partition("=")
+            if not re.match(r"^[A-Za-z0-9_.-]+$", dc) or not factor.isdigit():
+                raise ValueError(f"bad data centre entry {part!r}")
+            result[dc] = int(factor)
+        return result
+    raise ValueError("expected SimpleStrategy:RF or NetworkTopologyStrategy:dc=RF[,dc=RF]")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build and validate the settings, turning pydantic's report into one clear message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"]) or "settings"
+            env = f"MNIST_API_{field.upper()}" if error["loc"] else field
+            problems.append(f"{env}: {error['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None
