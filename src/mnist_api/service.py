@@ -183,7 +183,9 @@ class PredictionService:
 
     async def label(self, prediction_id: uuid.UUID, label: int) -> Prediction:
         try:
-            record = await self.store.set_label(prediction_id, label, datetime.now(UTC))
+            now = datetime.now(UTC)
+            labeled_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            record = await self.store.set_label(prediction_id, label, labeled_at)
         except StoreError as exc:
             raise self._store_failed("set_label", exc) from exc
         if record is None:

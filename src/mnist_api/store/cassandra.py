@@ -1,0 +1,266 @@
+"""The Cassandra store, through the async driver acsylla.
+
+One cluster and one session per process, created inside the running event loop (in the app's
+lifespan); statements prepared once at start-up, with explicit column lists. Every call is
+async. The data model (see ``cql/README.md``):
+
+- ``predictions``: by id, with the upload and the model input;
+- ``predictions_by_day``: the history, one partition per UTC day, newest first;
+- ``prediction_days``: which days have predictions, newest first.
+
+An insert writes the three tables in one logged batch, so a prediction is either in all of them
+or, once the batch log has replayed, in none: never half-stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import acsylla
+from acsylla import errors as cass_errors
+
+from mnist_api.settings import Settings
+from mnist_api.store.base import (
+    HistoryPage,
+    HistoryQuery,
+    ImageMeta,
+    PredictionRecord,
+    StoredImage,
+    StoreError,
+)
+from mnist_api.store.migrations import (
+    Migrator,
+    cass_error,
+    connect,
+    default_cql_dir,
+    load_migrations,
+)
+
+FIELDS = (
+    "digit, confidence, probabilities, model_version, created_at, content_type, width, "
+    "height, size_bytes, sha256, input_pixels, label, labeled_at"
+)
+# A new prediction has no label: leaving the label columns out writes no null tombstones.
+INSERT_FIELDS = FIELDS.removesuffix(", label, labeled_at")
+PLACEHOLDERS = ", ".join("?" * 13)
+DAY_CHUNK = 32  # days read from prediction_days at a time
+FILTERED_CHUNK = 200  # rows read per query while filtering
+SCAN_BUDGET = 5000  # rows a filtered history request may read before it returns a short page
+
+
+def day_of(prediction_id: uuid.UUID) -> int:
+    """The history partition of an id: days since 1970-01-01 (UTC)."""
+    return (prediction_id.time - 0x01B21DD213814000) // (10_000_000 * 86_400)
+
+
+def _record(row: dict[str, Any]) -> PredictionRecord:
+    return PredictionRecord(
+        id=uuid.UUID(str(row["id"])),
+        digit=int(row["digit"]),
+        confidence=float(row["confidence"]),
+        probabilities=tuple(float(p) for p in row["probabilities"]),
+        model_version=str(row["model_version"]),
+        created_at=row["created_at"],
+        image=ImageMeta(
+            content_type=str(row["content_type"]),
+            width=int(row["width"]),
+            height=int(row["height"]),
+            size_bytes=int(row["size_bytes"]),
+            sha256=str(row["sha256"]),
+        ),
+        input_pixels=bytes(row["input_pixels"]),
+        label=int(row["label"]) if row["label"] is not None else None,
+        labeled_at=row["labeled_at"],
+    )
+
+
+def _matches(record: PredictionRecord, query: HistoryQuery) -> bool:
+    if query.digit is not None and record.digit != query.digit:
+        return False
+    return query.labeled is None or (record.label is not None) == query.labeled
+
+
+class CassandraStore:
+    name = "cassandra"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keyspace = settings.cassandra_keyspace
+        self._cluster: Any = None
+        self._session: Any = None
+        self._ps: dict[str, Any] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CassandraStore:
+        return cls(settings)
+
+    async def open(self) -> None:
+        self._cluster, self._session = await connect(
+            self.settings, keyspace=None, wait_s=self.settings.cassandra_startup_timeout_s
+        )
+        try:
+            migrations = load_migrations(self.settings.cql_dir or default_cql_dir())
+            await Migrator(self.settings, self._session, migrations).ensure_current()
+            await self._prepare()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _prepare(self) -> None:
+        ks = self.keyspace
+        statements = {
+            "insert": f"INSERT INTO {ks}.predictions (id, {INSERT_FIELDS}, image) VALUES ({PLACEHOLDERS})",
+            "insert_day": f"INSERT INTO {ks}.predictions_by_day (day, id, {INSERT_FIELDS}) "
+            f"VALUES ({PLACEHOLDERS})",
+            "insert_bucket": f"INSERT INTO {ks}.prediction_days (shard, day) VALUES (0, ?)",
+            "get": f"SELECT id, {FIELDS} FROM {ks}.predictions WHERE id = ?",
+            "get_image": f"SELECT content_type, image FROM {ks}.predictions WHERE id = ?",
+            "days": f"SELECT day FROM {ks}.prediction_days WHERE shard = 0 AND day <= ? LIMIT ?",
+            "day_page": f"SELECT id, {FIELDS} FROM {ks}.predictions_by_day WHERE day = ? LIMIT ?",
+            "day_page_before": f"SELECT id, {FIELDS} FROM {ks}.predictions_by_day "
+            "WHERE day = ? AND id < ? LIMIT ?",
+            "label": f"UPDATE {ks}.predictions SET label = ?, labeled_at = ? WHERE id = ?",
+            "label_day": f"UPDATE {ks}.predictions_by_day SET label = ?, labeled_at = ? "
+            "WHERE day = ? AND id = ?",
+            "delete": f"DELETE FROM {ks}.predictions WHERE id = ?",
+            "delete_day": f"DELETE FROM {ks}.predictions_by_day WHERE day = ? AND id = ?",
+            "ping": "SELECT release_version FROM system.local",
+        }
+        for key, cql in statements.items():
+            try:
+                self._ps[key] = await self._session.create_prepared(cql)
+            except cass_errors.CassException as exc:
+                raise cass_error(exc, f"could not prepare {key}") from exc
+
+    async def close(self) -> None:
+        session, self._session = self._session, None
+        self._ps.clear()
+        if session is not None:
+            await session.close()
+        self._cluster = None
+
+    def _bind(self, key: str, params: list[Any]) -> Any:
+        if self._session is None:
+            raise StoreError("the Cassandra store is not open")
+        return self._ps[key].bind(params)
+
+    async def _execute(self, key: str, params: list[Any]) -> Any:
+        statement = self._bind(key, params)
+        try:
+            return await self._session.execute(statement)
+        except cass_errors.CassException as exc:
+            raise cass_error(exc, f"{key} failed") from exc
+
+    async def _batch(self, statements: list[tuple[str, list[Any]]]) -> None:
+        batch = acsylla.create_batch_logged()
+        for key, params in statements:
+            batch.add_statement(self._bind(key, params))
+        try:
+            await self._session.execute_batch(batch)
+        except cass_errors.CassException as exc:
+            raise cass_error(exc, "batch failed") from exc
+
+    async def ping(self) -> None:
+        await self._execute("ping", [])
+
+    async def insert(self, record: PredictionRecord, image: bytes) -> None:
+        fields = [
+            record.digit,
+            record.confidence,
+            list(record.probabilities),
+            record.model_version,
+            record.created_at,
+            record.image.content_type,
+            record.image.width,
+            record.image.height,
+            record.image.size_bytes,
+            record.image.sha256,
+            record.input_pixels,
+        ]
+        day = day_of(record.id)
+        await self._batch(
+            [
+                ("insert", [record.id, *fields, image]),
+                ("insert_day", [day, record.id, *fields]),
+                ("insert_bucket", [day]),
+            ]
+        )
+
+    async def get(self, prediction_id: uuid.UUID) -> PredictionRecord | None:
+        row = (await self._execute("get", [prediction_id])).first()
+        if row is None:
+            return None
+        data = row.as_dict()
+        return _record(data) if data["digit"] is not None else None
+
+    async def get_image(self, prediction_id: uuid.UUID) -> StoredImage | None:
+        row = (await self._execute("get_image", [prediction_id])).first()
+        if row is None or row.column_value("image") is None:
+            return None
+        return StoredImage(str(row.column_value("content_type")), bytes(row.column_value("image")))
+
+    async def _days(self, newest: int) -> list[int]:
+        result = await self._execute("days", [newest, DAY_CHUNK])
+        return [int(row.column_value("day")) for row in result]
+
+    async def history(self, query: HistoryQuery) -> HistoryPage:
+        """Step back through day partitions with keyset bounds; never driver paging state."""
+        filtered = query.digit is not None or query.labeled is not None
+        chunk = FILTERED_CHUNK if filtered else query.limit + 1
+        before = query.before
+        newest_day = day_of(before) if before else day_of(uuid.uuid1())
+        matches: list[PredictionRecord] = []
+        scanned = 0
+        last_seen: uuid.UUID | None = None
+        while True:
+            days = await self._days(newest_day)
+            if not days:
+                return HistoryPage(matches[: query.limit], None)
+            for day in days:
+                bound = before if before is not None and day == day_of(before) else None
+                while True:
+                    if bound is None:
+                        result = await self._execute("day_page", [day, chunk])
+                    else:
+                        result = await self._execute("day_page_before", [day, bound, chunk])
+                    rows = [row.as_dict() for row in result]
+                    for row in rows:
+                        if row["digit"] is None:  # a label written after a concurrent delete
+                            continue
+                        record = _record(row)
+                        scanned += 1
+                        last_seen = record.id
+                        if _matches(record, query):
+                            matches.append(record)
+                            if len(matches) > query.limit:
+                                return HistoryPage(matches[: query.limit], matches[-2].id)
+                    if rows:
+                        bound = uuid.UUID(str(rows[-1]["id"]))
+                    if len(rows) < chunk:
+                        break
+                    if scanned >= SCAN_BUDGET and last_seen is not None:
+                        # A rare filter: return what we have and let the client continue.
+                        return HistoryPage(matches, last_seen)
+            newest_day = days[-1] - 1
+
+    async def set_label(
+        self, prediction_id: uuid.UUID, label: int, labeled_at: datetime
+    ) -> PredictionRecord | None:
+        if await self.get(prediction_id) is None:
+            return None
+        await self._batch(
+            [
+                ("label", [label, labeled_at, prediction_id]),
+                ("label_day", [label, labeled_at, day_of(prediction_id), prediction_id]),
+            ]
+        )
+        return await self.get(prediction_id)
+
+    async def delete(self, prediction_id: uuid.UUID) -> bool:
+        if await self.get(prediction_id) is None:
+            return False
+        day = day_of(prediction_id)
+        await self._batch([("delete", [prediction_id]), ("delete_day", [day, prediction_id])])
+        return True
