@@ -8,12 +8,19 @@ async. The data model (see ``cql/README.md``):
 - ``predictions_by_day``: the history, one partition per UTC day, newest first;
 - ``prediction_days``: which days have predictions, newest first.
 
-An insert writes the three tables in one logged batch, so a prediction is either in all of them
-or, once the batch log has replayed, in none: never half-stored.
+- ``prediction_images``: the original uploads, by id.
+
+An insert first writes the upload to ``prediction_images``, then the three small rows in one
+logged batch, so the prediction appears in all of its tables or (once the batch log has
+replayed) in none. Uploads are kept out of the batch because Cassandra refuses batches over
+``batch_size_fail_threshold`` (50 KiB by default). If the batch fails, the upload is deleted again;
+an upload left behind by a failure of that delete too is unreachable: every read of an image
+checks its prediction first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -35,6 +42,7 @@ from mnist_api.store.migrations import (
     cass_error,
     connect,
     default_cql_dir,
+    disconnect,
     load_migrations,
 )
 
@@ -44,7 +52,7 @@ FIELDS = (
 )
 # A new prediction has no label: leaving the label columns out writes no null tombstones.
 INSERT_FIELDS = FIELDS.removesuffix(", label, labeled_at")
-PLACEHOLDERS = ", ".join("?" * 13)
+ROW_VALUES = ", ".join("?" * 12)  # id and the insert fields
 DAY_CHUNK = 32  # days read from prediction_days at a time
 FILTERED_CHUNK = 200  # rows read per query while filtering
 SCAN_BUDGET = 5000  # rows a filtered history request may read before it returns a short page
@@ -111,12 +119,14 @@ class CassandraStore:
     async def _prepare(self) -> None:
         ks = self.keyspace
         statements = {
-            "insert": f"INSERT INTO {ks}.predictions (id, {INSERT_FIELDS}, image) VALUES ({PLACEHOLDERS})",
+            "insert": f"INSERT INTO {ks}.predictions (id, {INSERT_FIELDS}) VALUES ({ROW_VALUES})",
+            "insert_image": f"INSERT INTO {ks}.prediction_images (id, content_type, data) "
+            "VALUES (?, ?, ?)",
             "insert_day": f"INSERT INTO {ks}.predictions_by_day (day, id, {INSERT_FIELDS}) "
-            f"VALUES ({PLACEHOLDERS})",
+            f"VALUES (?, {ROW_VALUES})",
             "insert_bucket": f"INSERT INTO {ks}.prediction_days (shard, day) VALUES (0, ?)",
             "get": f"SELECT id, {FIELDS} FROM {ks}.predictions WHERE id = ?",
-            "get_image": f"SELECT content_type, image FROM {ks}.predictions WHERE id = ?",
+            "get_image": f"SELECT content_type, data FROM {ks}.prediction_images WHERE id = ?",
             "days": f"SELECT day FROM {ks}.prediction_days WHERE shard = 0 AND day <= ? LIMIT ?",
             "day_page": f"SELECT id, {FIELDS} FROM {ks}.predictions_by_day WHERE day = ? LIMIT ?",
             "day_page_before": f"SELECT id, {FIELDS} FROM {ks}.predictions_by_day "
@@ -125,6 +135,7 @@ class CassandraStore:
             "label_day": f"UPDATE {ks}.predictions_by_day SET label = ?, labeled_at = ? "
             "WHERE day = ? AND id = ?",
             "delete": f"DELETE FROM {ks}.predictions WHERE id = ?",
+            "delete_image": f"DELETE FROM {ks}.prediction_images WHERE id = ?",
             "delete_day": f"DELETE FROM {ks}.predictions_by_day WHERE day = ? AND id = ?",
             "ping": "SELECT release_version FROM system.local",
         }
@@ -135,11 +146,10 @@ class CassandraStore:
                 raise cass_error(exc, f"could not prepare {key}") from exc
 
     async def close(self) -> None:
-        session, self._session = self._session, None
+        cluster, session = self._cluster, self._session
+        self._cluster = self._session = None
         self._ps.clear()
-        if session is not None:
-            await session.close()
-        self._cluster = None
+        await disconnect(cluster, session)
 
     def _bind(self, key: str, params: list[Any]) -> Any:
         if self._session is None:
@@ -180,13 +190,19 @@ class CassandraStore:
             record.input_pixels,
         ]
         day = day_of(record.id)
-        await self._batch(
-            [
-                ("insert", [record.id, *fields, image]),
-                ("insert_day", [day, record.id, *fields]),
-                ("insert_bucket", [day]),
-            ]
-        )
+        await self._execute("insert_image", [record.id, record.image.content_type, image])
+        try:
+            await self._batch(
+                [
+                    ("insert", [record.id, *fields]),
+                    ("insert_day", [day, record.id, *fields]),
+                    ("insert_bucket", [day]),
+                ]
+            )
+        except StoreError:
+            with contextlib.suppress(StoreError):
+                await self._execute("delete_image", [record.id])
+            raise
 
     async def get(self, prediction_id: uuid.UUID) -> PredictionRecord | None:
         row = (await self._execute("get", [prediction_id])).first()
@@ -196,10 +212,12 @@ class CassandraStore:
         return _record(data) if data["digit"] is not None else None
 
     async def get_image(self, prediction_id: uuid.UUID) -> StoredImage | None:
-        row = (await self._execute("get_image", [prediction_id])).first()
-        if row is None or row.column_value("image") is None:
+        if await self.get(prediction_id) is None:
             return None
-        return StoredImage(str(row.column_value("content_type")), bytes(row.column_value("image")))
+        row = (await self._execute("get_image", [prediction_id])).first()
+        if row is None or row.column_value("data") is None:
+            return None
+        return StoredImage(str(row.column_value("content_type")), bytes(row.column_value("data")))
 
     async def _days(self, newest: int) -> list[int]:
         result = await self._execute("days", [newest, DAY_CHUNK])
@@ -263,4 +281,5 @@ class CassandraStore:
             return False
         day = day_of(prediction_id)
         await self._batch([("delete", [prediction_id]), ("delete_day", [day, prediction_id])])
+        await self._execute("delete_image", [prediction_id])
         return True

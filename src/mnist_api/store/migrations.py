@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import re
 import socket
@@ -99,6 +100,17 @@ def load_migrations(directory: Path) -> list[Migration]:
     return found
 
 
+class _ShardInfoFilter(logging.Filter):
+    """The driver is ScyllaDB's; on Apache Cassandra it logs an ERROR per connection that it
+    found no shard information, which Cassandra never has. Nothing is wrong: drop the line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "sharding info" not in record.getMessage()
+
+
+logging.getLogger("acsylla").addFilter(_ShardInfoFilter())
+
+
 def cluster_for(settings: Settings) -> Any:
     """An acsylla cluster for the settings. Call inside a running event loop."""
     return acsylla.create_cluster(
@@ -142,6 +154,7 @@ async def connect(settings: Settings, *, keyspace: str | None, wait_s: float) ->
         try:
             return cluster, await cluster.create_session(keyspace=keyspace)
         except cass_errors.CassException as exc:
+            cluster.destroy()
             if loop.time() >= deadline:
                 hosts = ",".join(settings.cassandra_contact_points)
                 raise StoreUnavailableError(
@@ -149,6 +162,16 @@ async def connect(settings: Settings, *, keyspace: str | None, wait_s: float) ->
                     f"({type(exc).__name__}); is it running? (scripts/cassandra start)"
                 ) from exc
             await asyncio.sleep(1.0)
+
+
+async def disconnect(cluster: Any, session: Any) -> None:
+    """Close the session and free the cluster's sockets and threads."""
+    try:
+        if session is not None:
+            await session.close()
+    finally:
+        if cluster is not None:
+            cluster.destroy()
 
 
 async def run(session: Any, cql: str, params: list[Any] | None = None, **kw: Any) -> Any:
@@ -308,7 +331,7 @@ class Migrator:
 async def run_command(settings: Settings, command: str) -> None:
     """``mnist-api db upgrade|status|history``; prints what it did."""
     migrations = load_migrations(settings.cql_dir or default_cql_dir())
-    _cluster, session = await connect(  # the cluster must outlive the session
+    cluster, session = await connect(
         settings, keyspace=None, wait_s=settings.cassandra_startup_timeout_s
     )
     try:
@@ -336,4 +359,4 @@ async def run_command(settings: Settings, command: str) -> None:
             state = "pending" if migration.version in pending else "applied"
             print(f"{migration.label:40} {state}")
     finally:
-        await session.close()
+        await disconnect(cluster, session)

@@ -1,0 +1,196 @@
+"""Shared fixtures: the real MNIST files, a small model trained once per session on a subset,
+apps over ASGI with their own SQLite file, and a real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from mnist_train.data import DATA_DIR_ENV, FILES, Mnist, find_file, load_mnist
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN_DIR = Path(__file__).parent / "data" / "golden"
+ARTIFACTS_DIR = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    configured = os.environ.get(DATA_DIR_ENV)
+    if not configured:
+        pytest.fail(f"set {DATA_DIR_ENV} to the folder with the four MNIST files")
+    directory = Path(configured)
+    missing = [spec.gz_name for spec in FILES if find_file(directory, spec) is None]
+    if missing:
+        pytest.fail(f"{directory} lacks {', '.join(missing)}")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir: Path) -> Mnist:
+    return load_mnist(mnist_dir, allow_download=False)
+
+
+@pytest.fixture(scope="session")
+def model_root(mnist: Mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small CNN trained on 12,000 real training images (about 98% on the test set)."""
+    from mnist_train.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("models")
+    config = TrainConfig(model_type="cnn", epochs=2, train_examples=12000, seed=7, verbose=0)
+    result = train(config, mnist, root)
+    assert result.metadata.test_accuracy > 0.95, result.metadata.test_accuracy
+    return root
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS_DIR.mkdir(exist_ok=True)
+    return ARTIFACTS_DIR
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def api_env(model_root: Path, **overrides: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MNIST_API_")}
+    env.update({"MNIST_API_MODEL_PATH": str(model_root), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    env.update({f"MNIST_API_{key.upper()}": value for key, value in overrides.items()})
+    return env
+
+
+class LiveServer:
+    """``mnist-api serve`` in a child process on a free port of 127.0.0.1."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mnist_api", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready in {timeout} s: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(model_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real uvicorn server on the SQLite store, shared by the HTTP and browser tests."""
+    tmp = tmp_path_factory.mktemp("live")
+    server = LiveServer(
+        api_env(model_root, sqlite_path=str(tmp / "live.sqlite3")), tmp / "server.log"
+    )
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def golden() -> dict[int, bytes]:
+    """One image per digit: MNIST test digits drawn dark on light paper at 10x size."""
+    return {
+        int(p.stem.split("-")[1]): p.read_bytes() for p in sorted(GOLDEN_DIR.glob("digit-*.png"))
+    }
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def sqlite_app(model_root: Path, tmp_path: Path) -> AsyncIterator[object]:
+    from mnist_api.app import create_app
+    from mnist_api.settings import load_settings
+
+    app = create_app(load_settings(model_path=model_root, sqlite_path=tmp_path / "p.sqlite3"))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(sqlite_app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=sqlite_app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+# --- Cassandra: the node started by scripts/cassandra, a keyspace of this session's own ---------
+
+
+def cassandra_settings(keyspace: str, **overrides: object) -> object:
+    from mnist_api.settings import load_settings
+
+    values: dict[str, object] = {
+        "store": "cassandra",
+        "cassandra_keyspace": keyspace,
+        "cassandra_consistency": "ONE",
+        "cassandra_startup_timeout_s": 5.0,
+        "cassandra_request_timeout_s": 5.0,
+        "cassandra_reconnect_delay_ms": 500,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def cassandra_keyspace() -> AsyncIterator[str]:
+    """A fresh keyspace, migrated with ``cql/``, dropped at the end of the session."""
+    import secrets
+
+    from mnist_api.store.migrations import (
+        Migrator,
+        connect,
+        default_cql_dir,
+        disconnect,
+        load_migrations,
+        run,
+    )
+
+    keyspace = f"mnist_test_{secrets.token_hex(4)}"
+    settings = cassandra_settings(keyspace)
+    try:
+        cluster, session = await connect(settings, keyspace=None, wait_s=10)  # type: ignore[arg-type]
+    except Exception as exc:  # the node is part of the test command's set-up
+        pytest.fail(
+            f"Cassandra is not answering on 127.0.0.1:9042 (scripts/cassandra start): {exc}"
+        )
+    await Migrator(settings, session, load_migrations(default_cql_dir())).upgrade()  # type: ignore[arg-type]
+    try:
+        yield keyspace
+    finally:
+        await run(session, f"DROP KEYSPACE IF EXISTS {keyspace}")
+        await disconnect(cluster, session)
