@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -131,20 +132,67 @@ def golden() -> dict[int, bytes]:
     }
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def sqlite_app(model_root: Path, tmp_path: Path) -> AsyncIterator[object]:
+def render(png: bytes, fmt: str = "PNG", mode: str | None = None, invert: bool = False) -> bytes:
+    """Re-encode an image: another format, mode or polarity."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    image = Image.open(io.BytesIO(png)).convert("L")
+    if invert:
+        image = ImageOps.invert(image)
+    if mode == "I;16":
+        import numpy as np
+
+        image = Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+    elif mode:
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+@asynccontextmanager
+async def running_app(model_root: Path, **overrides: object) -> AsyncIterator[object]:
+    """An app with its lifespan running (model loaded, batcher started, store open)."""
     from mnist_api.app import create_app
     from mnist_api.settings import load_settings
 
-    app = create_app(load_settings(model_path=model_root, sqlite_path=tmp_path / "p.sqlite3"))
+    app = create_app(load_settings(model_path=model_root, **overrides))
     async with app.router.lifespan_context(app):
+        yield app
+
+
+@asynccontextmanager
+async def asgi_client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def sqlite_app(
+    model_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[object]:
+    """One app for the session, on a SQLite file of its own (tests must not assume it empty)."""
+    path = tmp_path_factory.mktemp("sqlite") / "shared.sqlite3"
+    async with running_app(model_root, sqlite_path=path) as app:
         yield app
 
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def client(sqlite_app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=sqlite_app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    async with asgi_client(sqlite_app) as http:
+        yield http
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def fresh_client(model_root: Path, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app with an empty SQLite store of its own."""
+    async with (
+        running_app(model_root, sqlite_path=tmp_path / "fresh.sqlite3") as app,
+        asgi_client(app) as http,
+    ):
         yield http
 
 

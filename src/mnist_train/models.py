@@ -24,7 +24,7 @@ def build_softmax() -> keras.Model:
 
 def _conv_block(x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
     x = layers.Conv2D(filters, 3, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
     x = layers.Activation("relu")(x)
     return layers.MaxPooling2D()(x)
 
@@ -38,7 +38,7 @@ def build_cnn() -> keras.Model:
     x = _conv_block(x, 64)  # 11x11 -> 5x5
     x = layers.Flatten()(x)
     x = layers.Dense(128, use_bias=False)(x)
-    x = layers.BatchNormalization()(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
     x = layers.Activation("relu")(x)
     x = layers.Dropout(0.4)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
