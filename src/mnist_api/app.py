@@ -75,6 +75,15 @@ async def _predictor(settings: Settings, metrics: Metrics) -> Predictor:
     )
 
 
+def _mark_binary(schema: dict[str, Any]) -> None:
+    """OpenAPI 3.1 writes an upload as ``contentMediaType``; SDK generators look for
+    ``format: binary`` to type it as a file, so say both."""
+    for prop in schema.get("properties", {}).values():
+        for node in (prop, prop.get("items", {})):
+            if node.get("contentMediaType") == "application/octet-stream":
+                node["format"] = "binary"
+
+
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
@@ -90,15 +99,18 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         if old in schemas:
             schemas[new] = schemas.pop(old)
             schemas[new]["title"] = new
+            _mark_binary(schemas[new])
     for path in spec["paths"].values():
         for operation in path.values():
             for code, answer in operation.get("responses", {}).items():
                 content = answer.get("content", {})
-                # Errors are problem details, whatever their model's default media type.
-                if code[0] in "45" and "application/json" in content:
-                    content["application/problem+json"] = content.pop("application/json")
                 if code == "422":  # validation errors are problem details too
+                    content.pop("application/json", None)
                     content["application/problem+json"] = {"schema": {"$ref": PROBLEM_REF}}
+                elif (
+                    content.get("application/json", {}).get("schema", {}).get("$ref") == PROBLEM_REF
+                ):
+                    content["application/problem+json"] = content.pop("application/json")
             body = operation.get("requestBody", {}).get("content", {})
             for media in body.values():
                 ref = media.get("schema", {}).get("$ref", "")
