@@ -51,7 +51,6 @@ class Settings(BaseSettings):
         16_000_000, ge=784, description="largest accepted width x height (decompression bombs)"
     )
     max_batch_files: int = Field(16, ge=1, le=256, description="files per batch request")
-    history_max_limit: int = Field(100, ge=1, le=1000, description="largest history page")
 
     # Storage.
     store: Literal["sqlite", "cassandra", "none"] = Field(
