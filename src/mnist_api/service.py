@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
@@ -125,17 +126,17 @@ class PredictionService:
         return to_schema(record)
 
     async def predict_many(self, uploads: list[UploadFile]) -> list[BatchItem]:
-        items: list[BatchItem] = []
-        for upload in uploads:
+        """Each file on its own (one bad file does not fail the others), all at once so that
+        the batcher runs them through the model together."""
+
+        async def one(upload: UploadFile) -> BatchItem:
             try:
                 prediction = await self.predict(upload)
             except ApiError as exc:
-                items.append(
-                    BatchItem(filename=upload.filename, status=exc.status, problem=exc.problem())
-                )
-            else:
-                items.append(BatchItem(filename=upload.filename, status=201, prediction=prediction))
-        return items
+                return BatchItem(filename=upload.filename, status=exc.status, problem=exc.problem())
+            return BatchItem(filename=upload.filename, status=201, prediction=prediction)
+
+        return list(await asyncio.gather(*(one(upload) for upload in uploads)))
 
     async def history(
         self, *, limit: int, cursor: str | None, digit: int | None, labeled: bool | None
