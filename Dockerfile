@@ -1,0 +1,91 @@
+# syntax=docker/dockerfile:1
+#
+# The MNIST digit-recognition service: `mnist-api serve` (uvicorn) as uid 10001 on port 8000.
+#
+#   docker build -t mnist-service .                      # the model is mounted at run time
+#   docker build -t mnist-service --build-arg TRAIN_MODEL=1 .   # the default CNN baked in
+#
+# Stages:
+#   deps     python:3.11-slim + a venv (/opt/venv) with the runtime dependencies, pinned by
+#            requirements.lock. The lock also pins the dev tools (pytest, mypy, ruff, playwright,
+#            ...); it is used as a constraints file so those stay out of the image.
+#   builder  builds the project wheel (non-editable: cql/ is packaged as mnist_api/_cql) and
+#            installs it into the venv.
+#   model    with --build-arg TRAIN_MODEL=1, trains the default CNN into /app/models (the four MNIST
+#            files are downloaded from the public mirrors; about 10 minutes on 2 cores). It only
+#            needs src/mnist_train, so changes to the API do not retrain. Without it, /app/models
+#            is empty.
+#   runtime  the final image: only the venv and /app/models, no compilers, no sources.
+#
+# Model: MNIST_API_MODEL_PATH=/app/models. Either bake it (TRAIN_MODEL=1), or mount a folder
+# written by `mnist-train train --output DIR` (an artifact folder, or one whose LATEST names one)
+# read-only over it:  docker run -v "$PWD/models:/app/models:ro" -p 8000:8000 mnist-service
+# `mnist-api serve` refuses to start, with a clear message, when no model is there.
+#
+# Storage: SQLite by default, in /app/var (owned by the app user; mount a volume there to keep the
+# predictions), or Cassandra with MNIST_API_STORE=cassandra (see compose.yaml).
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+FROM ${PYTHON_IMAGE} AS deps
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_INPUT=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH="/opt/venv/bin:${PATH}"
+RUN python -m venv /opt/venv
+WORKDIR /src
+COPY pyproject.toml requirements.lock ./
+# The runtime dependencies are the ones pyproject.toml declares; every package they pull in is
+# pinned by the lock (tests/test_deploy_files.py checks the lock covers them all).
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/runtime-requirements.txt \
+    && pip install --requirement /tmp/runtime-requirements.txt --constraint requirements.lock \
+    && pip check
+
+FROM deps AS builder
+COPY README.md LICENSE ./
+COPY src ./src
+COPY cql ./cql
+RUN --mount=type=cache,target=/root/.cache/pip \
+    pip wheel --no-deps --wheel-dir /tmp/dist . \
+    && pip install --no-deps /tmp/dist/*.whl \
+    && pip check \
+    && python -c "import importlib.resources as r; c = r.files('mnist_api') / '_cql'; assert any(p.name.endswith('.cql') for p in c.iterdir()), 'no packaged migrations'"
+
+FROM deps AS model
+ARG TRAIN_MODEL=0
+COPY src/mnist_train /src/train/mnist_train
+RUN --mount=type=cache,target=/var/cache/mnist \
+    mkdir -p /app/models \
+    && if [ "$TRAIN_MODEL" = "1" ]; then \
+        PYTHONPATH=/src/train TF_CPP_MIN_LOG_LEVEL=2 \
+        python -m mnist_train train --model cnn --output /app/models --data-dir /var/cache/mnist; \
+    fi
+
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PATH="/opt/venv/bin:${PATH}" \
+    VIRTUAL_ENV=/opt/venv \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    TF_CPP_MIN_LOG_LEVEL=2 \
+    MNIST_API_HOST=0.0.0.0 \
+    MNIST_API_PORT=8000 \
+    MNIST_API_WORKERS=1 \
+    MNIST_API_MODEL_PATH=/app/models \
+    MNIST_API_SQLITE_PATH=/app/var/predictions.sqlite3
+RUN groupadd --gid 10001 app \
+    && useradd --uid 10001 --gid app --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin app \
+    && install -d -o app -g app -m 0750 /app/var
+COPY --from=builder /opt/venv /opt/venv
+# Read-only to the service. A folder mounted here replaces what the model stage put in.
+COPY --from=model /app/models /app/models
+WORKDIR /app
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=90s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MNIST_API_PORT', '8000'), timeout=4)"]
+# uvicorn; MNIST_API_HOST, MNIST_API_PORT and MNIST_API_WORKERS (one model per worker process).
+CMD ["mnist-api", "serve"]
