@@ -23,8 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the HTTP server (uvicorn)")
     serve.add_argument("--host", default=os.environ.get("MNIST_API_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("MNIST_API_PORT", "8000")))
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("MNIST_API_WORKERS", "1")))
+    # String defaults go through ``type`` too, so a bad MNIST_API_PORT is a clean usage error.
+    serve.add_argument("--port", type=int, default=os.environ.get("MNIST_API_PORT", "8000"))
+    serve.add_argument("--workers", type=int, default=os.environ.get("MNIST_API_WORKERS", "1"))
     serve.add_argument("--log-level", default="info")
 
     db = sub.add_parser("db", help="Cassandra schema migrations (cql/)")
