@@ -1,0 +1,306 @@
+"""``python -m mnist_train`` end to end, as a person runs it: train, evaluate and predict on the
+real data, and one-line errors (non-zero exit, no traceback) for everything that goes wrong.
+
+Every command is a real child process. They import TensorFlow, which costs seconds of CPU each,
+so the independent ones are started together when the module begins and awaited by each test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT = 600
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+ERROR_PREFIX = "mnist-train: error: "
+FAILED_COMMANDS = (
+    "epochs-0",
+    "unknown-model",
+    "no-data",
+    "not-an-artifact",
+    "predict-not-an-image",
+)
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if ": error: " in line]
+
+
+@dataclass
+class Command:
+    """A started ``python -m mnist_train`` child process."""
+
+    args: list[str]
+    process: subprocess.Popen[str]
+    finished: Finished | None = None
+
+    @classmethod
+    def start(cls, args: list[str], env: dict[str, str], cwd: Path) -> Command:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mnist_train", *args],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        return cls(args, process)
+
+    def wait(self) -> Finished:
+        if self.finished is None:
+            stdout, stderr = self.process.communicate(timeout=TIMEOUT)
+            self.finished = Finished(self.process.returncode, stdout, stderr)
+        return self.finished
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+@dataclass
+class Workspace:
+    root: Path
+    env: dict[str, str]
+    output: Path
+    images: dict[int, Path]
+    empty_data: Path
+    not_an_artifact: Path
+    commands: dict[str, Command]
+
+    def start(self, name: str, *args: str) -> Command:
+        command = Command.start(list(args), self.env, self.root)
+        self.commands[name] = command
+        return command
+
+
+def user_env(mnist_dir: Path) -> dict[str, str]:
+    """The environment of a person at a shell: the data folder set, TensorFlow's log level not
+    (the test session sets it for itself)."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env["MNIST_DATA_DIR"] = str(mnist_dir)
+    return env
+
+
+@pytest.fixture(scope="module")
+def work(
+    mnist_dir: Path, golden: dict[int, bytes], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workspace]:
+    root = tmp_path_factory.mktemp("cli")
+    images = {}
+    for digit, png in golden.items():
+        images[digit] = root / f"digit-{digit}.png"
+        images[digit].write_bytes(png)
+    (root / "empty-data").mkdir()
+    (root / "not-an-artifact").mkdir()
+    (root / "not-an-artifact" / "README.txt").write_text("just notes\n", encoding="utf-8")
+    (root / "not-an-image.png").write_text("plain text\n", encoding="utf-8")
+    ws = Workspace(
+        root=root,
+        env=user_env(mnist_dir),
+        output=root / "models",
+        images=images,
+        empty_data=root / "empty-data",
+        not_an_artifact=root / "not-an-artifact",
+        commands={},
+    )
+    try:
+        # The commands that do not depend on each other, all at once.
+        ws.start(
+            "train",
+            "train", "--model", "softmax", "--epochs", "1", "--train-examples", "2000",
+            "--output", str(ws.output),
+        )  # fmt: skip
+        ws.start("epochs-0", "train", "--epochs", "0", "--output", str(root / "never-0"))
+        ws.start("unknown-model", "train", "--model", "resnet", "--output", str(root / "never-1"))
+        ws.start(
+            "no-data",
+            "train", "--model", "softmax", "--epochs", "1",
+            "--data-dir", str(ws.empty_data), "--output", str(root / "never-2"),
+        )  # fmt: skip
+        ws.start("not-an-artifact", "evaluate", str(ws.not_an_artifact))
+        ws.start(
+            "learning-rate-0",
+            "train", "--model", "softmax", "--epochs", "1", "--train-examples", "200",
+            "--learning-rate", "0", "--output", str(root / "never-3"),
+        )  # fmt: skip
+        yield ws
+    finally:
+        for command in ws.commands.values():
+            command.stop()
+
+
+@pytest.fixture(scope="module")
+def trained(work: Workspace) -> Workspace:
+    """After ``train`` has written its artifact: evaluate and predict with it, both at once."""
+    train = work.commands["train"].wait()
+    assert train.returncode == 0, train.stderr[-3000:]
+    digits = [str(work.images[d]) for d in range(10)]
+    work.start("evaluate", "evaluate", str(work.output))
+    work.start("predict", "predict", str(work.output), *digits)
+    work.start(
+        "predict-not-an-image", "predict", str(work.output), str(work.root / "not-an-image.png")
+    )
+    return work
+
+
+def train_accuracy(work: Workspace) -> float:
+    match = re.search(r"^test accuracy: (\d+\.\d\d)%$", work.commands["train"].wait().stdout, re.M)
+    assert match, work.commands["train"].wait().stdout
+    return float(match.group(1))
+
+
+# Train, evaluate, predict.
+
+
+def test_train(trained: Workspace) -> None:
+    result = trained.commands["train"].wait()
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("artifact: ") for line in lines), result.stdout
+    assert re.search(
+        r"^model: softmax, version softmax-\d{8}T\d{6}Z-[0-9a-f]{8}$", result.stdout, re.M
+    )
+    assert re.search(r"^training time: \d+\.\d s$", result.stdout, re.M)
+    assert 80.0 < train_accuracy(trained) <= 100.0
+    # The artifact is there, and LATEST names it.
+    version = (trained.output / "LATEST").read_text(encoding="utf-8").strip()
+    assert (trained.output / version / "model.keras").is_file()
+    assert (trained.output / version / "metadata.json").is_file()
+    assert f"artifact: {trained.output / version}" in lines
+    assert "Traceback" not in result.stderr
+
+
+def test_evaluate(trained: Workspace) -> None:
+    result = trained.commands["evaluate"].wait()
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert re.search(r"^artifact: .+ \(softmax, softmax-\S+\)$", out, re.M), out
+    # The same model on the same test set: the accuracy train reported.
+    match = re.search(r"^test accuracy: (\d+\.\d\d)%$", out, re.M)
+    assert match, out
+    assert float(match.group(1)) == train_accuracy(trained)
+    assert "per-class accuracy:" in out
+    per_class = re.findall(r"^  (\d): +(\d+\.\d\d)%$", out, re.M)
+    assert [int(d) for d, _ in per_class] == list(range(10))
+    assert all(0 <= float(a) <= 100 for _, a in per_class)
+    assert "confusion matrix (rows: true digit, columns: predicted):" in out
+    header = re.search(r"^ +0 +1 +2 +3 +4 +5 +6 +7 +8 +9$", out, re.M)
+    assert header, out
+    rows = re.findall(r"^ +(\d) ((?: +\d+){10})$", out, re.M)
+    assert [int(d) for d, _ in rows] == list(range(10))
+    matrix = np.array([[int(v) for v in values.split()] for _, values in rows])
+    assert matrix.sum(axis=1).tolist() == TEST_COUNTS
+    assert np.trace(matrix) / 100 == pytest.approx(float(match.group(1)), abs=0.006)
+
+
+def test_predict(trained: Workspace) -> None:
+    result = trained.commands["predict"].wait()
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == 10, result.stdout
+    correct = 0
+    for digit, line in enumerate(lines):
+        match = re.fullmatch(r"(.+): (\d) \((\d+\.\d)%\)", line)
+        assert match, line
+        assert match.group(1) == str(trained.images[digit])
+        assert 10.0 <= float(match.group(3)) <= 100.0  # the winner's probability
+        correct += int(match.group(2)) == digit
+    # A softmax trained for one epoch on 2,000 images reads most of these real MNIST digits.
+    assert correct >= 7, result.stdout
+
+
+def test_predict_file_that_is_not_an_image(trained: Workspace) -> None:
+    result = trained.commands["predict-not-an-image"].wait()
+    assert_one_line_error(result, 1)
+    assert "not-an-image.png" in result.error_lines[0]
+    assert "not an image" in result.error_lines[0]
+
+
+# Errors: one line, non-zero exit, no traceback.
+
+
+def assert_one_line_error(result: Finished, returncode: int) -> None:
+    assert result.returncode == returncode, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(result.error_lines) == 1, result.stderr
+    assert result.stderr.rstrip().splitlines()[-1] == result.error_lines[0]
+    assert result.stdout == ""
+
+
+def test_epochs_zero(work: Workspace) -> None:
+    result = work.commands["epochs-0"].wait()
+    assert_one_line_error(result, 2)
+    assert result.error_lines[0] == (
+        "mnist-train train: error: argument --epochs: 0 must be at least 1"
+    )
+    assert not (work.root / "never-0").exists()
+
+
+def test_unknown_model(work: Workspace) -> None:
+    result = work.commands["unknown-model"].wait()
+    assert_one_line_error(result, 2)
+    line = result.error_lines[0]
+    assert "argument --model: invalid choice: 'resnet'" in line
+    assert "'cnn'" in line
+    assert "'softmax'" in line
+
+
+def test_no_data_and_no_network(work: Workspace) -> None:
+    result = work.commands["no-data"].wait()
+    assert_one_line_error(result, 1)
+    line = result.error_lines[0]
+    assert line.startswith(ERROR_PREFIX + "could not download train-images-idx3-ubyte.gz")
+    assert f"in {work.empty_data} " in line  # says where to put the files
+    assert "--data-dir" in line
+    assert "MNIST_DATA_DIR" in line
+    assert list(work.empty_data.iterdir()) == []  # nothing partial left behind
+    assert not (work.root / "never-2").exists()
+
+
+def test_evaluate_a_folder_that_is_not_an_artifact(work: Workspace) -> None:
+    result = work.commands["not-an-artifact"].wait()
+    assert_one_line_error(result, 1)
+    assert result.error_lines[0] == (
+        f"{ERROR_PREFIX}{work.not_an_artifact} is not a model artifact "
+        "(no metadata.json, model.keras or LATEST)"
+    )
+
+
+def test_learning_rate_zero(work: Workspace) -> None:
+    result = work.commands["learning-rate-0"].wait()
+    assert result.returncode != 0
+    assert_one_line_error(result, result.returncode)
+    assert "learning" in result.error_lines[0]
+    assert not (work.root / "never-3").exists()
+
+
+def test_errors_print_nothing_else(trained: Workspace) -> None:
+    """A failed command shows the person its error line (after argparse's usage, for a usage
+    error), and nothing else: no TensorFlow start-up logging."""
+    noise = {}
+    for name in FAILED_COMMANDS:
+        result = trained.commands[name].wait()
+        lines = result.stderr.rstrip().splitlines()
+        usage = re.compile(r"^(usage: | {10,}\S)")  # argparse's usage block
+        other = [line for line in lines[:-1] if not usage.match(line)]
+        if other:
+            noise[name] = other
+    assert noise == {}
