@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mnist_train.errors import ArtifactError
-from mnist_train.models import ModelType
+from mnist_train.model_types import ModelType
 
 if TYPE_CHECKING:
     import keras
@@ -161,11 +161,11 @@ def save_artifact(
     leaves a half-written artifact under its final name.
     """
     created = (created_at or datetime.now(UTC)).replace(microsecond=0)
-    output_root.mkdir(parents=True, exist_ok=True)
     staging = output_root / f".staging-{created.strftime('%Y%m%dT%H%M%S')}-{id(model)}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
     try:
+        output_root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
         model.save(staging / MODEL_FILE)
         model_sha = file_sha256(staging / MODEL_FILE)
         version = new_version(model_type, created, model_sha)
@@ -188,6 +188,9 @@ def save_artifact(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     latest_tmp = output_root / f".{LATEST_FILE}.tmp"
-    latest_tmp.write_text(version + "\n", encoding="utf-8")
-    latest_tmp.replace(output_root / LATEST_FILE)
+    try:
+        latest_tmp.write_text(version + "\n", encoding="utf-8")
+        latest_tmp.replace(output_root / LATEST_FILE)
+    except OSError as exc:
+        raise ArtifactError(f"cannot update {output_root / LATEST_FILE}: {exc}") from exc
     return final, metadata

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from mnist_train import __version__
 from mnist_train.errors import MnistTrainError
-from mnist_train.models import MODEL_TYPES
+from mnist_train.model_types import MODEL_TYPES
 
 DEFAULT_OUTPUT = Path("models")
 
@@ -29,6 +30,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mnist-train", description="Train and evaluate MNIST digit classifiers."
@@ -40,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=MODEL_TYPES, default="cnn", help="default: cnn")
     train.add_argument("--epochs", type=_positive, help="default: 15 (cnn), 5 (softmax)")
     train.add_argument("--batch-size", type=_positive, help="default: 128 (cnn), 100 (softmax)")
-    train.add_argument("--learning-rate", type=float, help="default: 0.003 (cnn), 0.5 (softmax)")
+    train.add_argument(
+        "--learning-rate", type=_positive_float, help="default: 0.003 (cnn), 0.5 (softmax)"
+    )
     train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     train.add_argument(
         "--train-examples", type=_positive, help="train on the first N training images only"
@@ -75,6 +88,8 @@ def _train(args: argparse.Namespace) -> None:
     from mnist_train.data import load_mnist
     from mnist_train.train import TrainConfig, train
 
+    if args.output.exists() and not args.output.is_dir():
+        raise MnistTrainError(f"--output {args.output} exists and is not a folder")
     data = load_mnist(args.data_dir)
     config = TrainConfig(
         model_type=args.model,

@@ -16,6 +16,7 @@ import struct
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +119,7 @@ def read_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataError(f"{path} is a damaged gzip file ({exc})") from exc
     return raw
 
@@ -197,17 +198,20 @@ def download(
 
 def _fetch(url: str, target: Path, spec: IdxFile) -> None:
     """Stream ``url`` to ``target`` with a progress bar; keep it only if its content verifies."""
-    with urllib.request.urlopen(url, timeout=30) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with (
-            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
-            tqdm(total=total, unit="B", unit_scale=True, desc=spec.gz_name, leave=False) as bar,
-        ):
-            while chunk := response.read(1 << 16):
-                tmp.write(chunk)
-                bar.update(len(chunk))
-    tmp_path = Path(tmp.name)
+    handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{spec.gz_name}.")
+    tmp_path = Path(name)
     try:
+        with (
+            os.fdopen(handle, "wb") as tmp,
+            urllib.request.urlopen(url, timeout=30) as response,
+        ):
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=spec.gz_name, leave=False
+            ) as bar:
+                while chunk := response.read(1 << 16):
+                    tmp.write(chunk)
+                    bar.update(len(chunk))
         content = read_bytes(tmp_path)
         parse_idx(content, spec, url)
         if hashlib.sha256(content).hexdigest() != spec.sha256:

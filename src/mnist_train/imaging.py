@@ -107,7 +107,7 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
         raise ImageTooLargeError(str(exc)) from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise InvalidImageError(f"the image is corrupt or truncated: {exc}") from exc
-    return DecodedImage(upright, fmt, FORMATS[fmt], width, height)
+    return DecodedImage(upright, fmt, FORMATS[fmt], upright.width, upright.height)
 
 
 def _unit(values: npt.NDArray[np.floating]) -> FloatImage:
@@ -152,7 +152,10 @@ def normalise_ink(grey: FloatImage) -> FloatImage:
     background = float(np.median(_border(grey)))
     if background > 0.5:  # dark ink on light paper
         grey, background = 1.0 - grey, 1.0 - background
-    peak = float(np.percentile(grey, 99.9))
+    # The ink's level: a high percentile of the pixels clearly off the background, so a small
+    # digit on a large page counts as much as one that fills the frame.
+    candidates = grey[grey > background + MIN_CONTRAST / 2]
+    peak = float(np.percentile(candidates, 95)) if candidates.size else float(grey.max())
     if peak - background < MIN_CONTRAST:
         raise NoInkError("the image has no ink: it is blank or nearly uniform")
     ink = _unit((grey - background) / (peak - background))

@@ -3,13 +3,12 @@ values in [0, 1]) and end in a softmax over the ten digits."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import keras
 from keras import layers
 
-ModelType = Literal["softmax", "cnn"]
-MODEL_TYPES: tuple[ModelType, ...] = ("cnn", "softmax")
+from mnist_train.model_types import MODEL_TYPES, ModelType
+
+__all__ = ["MODEL_TYPES", "ModelType", "build", "build_cnn", "build_softmax"]
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
