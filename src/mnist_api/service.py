@@ -7,7 +7,9 @@ import base64
 import binascii
 import logging
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import numpy as np
 from fastapi import UploadFile
@@ -16,7 +18,6 @@ from starlette.concurrency import run_in_threadpool
 from mnist_api.errors import (
     ApiError,
     InvalidCursor,
-    PayloadTooLarge,
     PredictionNotFound,
     StoreUnavailable,
 )
@@ -36,6 +37,7 @@ from mnist_api.store.base import id_time, new_id
 from mnist_train.imaging import to_png
 
 log = logging.getLogger("mnist_api")
+T = TypeVar("T")
 
 
 def encode_cursor(prediction_id: uuid.UUID) -> str:
@@ -82,23 +84,22 @@ class PredictionService:
         self.store = store
         self.metrics = metrics
 
-    def _store_failed(self, operation: str, exc: StoreError) -> StoreUnavailable:
-        self.metrics.store_errors.labels(operation).inc()
-        log.warning("store %s failed: %s", operation, exc)
-        return StoreUnavailable(
-            "the prediction store cannot be reached; nothing was stored",
-            retry_after_s=self.settings.retry_after_s,
-        )
-
-    async def read_upload(self, upload: UploadFile) -> bytes:
-        limit = self.settings.max_upload_bytes
-        data = await upload.read(limit + 1)
-        if len(data) > limit:
-            raise PayloadTooLarge(f"the file is over the limit of {limit} bytes")
-        return data
+    async def _stored(self, operation: str, call: Awaitable[T]) -> T:
+        """Await a store call; a store failure becomes a 503 with Retry-After."""
+        try:
+            return await call
+        except StoreError as exc:
+            self.metrics.store_errors.labels(operation).inc()
+            log.warning("store %s failed: %s", operation, exc)
+            nothing = "; nothing was stored" if operation == "insert" else ""
+            raise StoreUnavailable(
+                f"the prediction store cannot be reached{nothing}",
+                retry_after_s=self.settings.retry_after_s,
+            ) from exc
 
     async def predict(self, upload: UploadFile) -> Prediction:
-        data = await self.read_upload(upload)
+        # Reading one byte over the limit is enough to refuse the file, and bounds the read.
+        data = await upload.read(self.settings.max_upload_bytes + 1)
         prepared = await run_in_threadpool(
             prepare,
             data,
@@ -118,10 +119,7 @@ class PredictionService:
             image=prepared.meta,
             input_pixels=prepared.pixels.tobytes(),
         )
-        try:
-            await self.store.insert(record, prepared.data)
-        except StoreError as exc:
-            raise self._store_failed("insert", exc) from exc
+        await self._stored("insert", self.store.insert(record, prepared.data))
         self.metrics.predictions.labels(str(digit)).inc()
         return to_schema(record)
 
@@ -147,35 +145,21 @@ class PredictionService:
             digit=digit,
             labeled=labeled,
         )
-        try:
-            page = await self.store.history(query)
-        except StoreError as exc:
-            raise self._store_failed("history", exc) from exc
+        page = await self._stored("history", self.store.history(query))
         return PredictionPage(
             items=[to_schema(r) for r in page.items],
             next_cursor=encode_cursor(page.next_before) if page.next_before else None,
         )
 
     async def record(self, prediction_id: uuid.UUID) -> PredictionRecord:
-        try:
-            record = await self.store.get(prediction_id)
-        except StoreError as exc:
-            raise self._store_failed("get", exc) from exc
-        if record is None:
-            raise PredictionNotFound(f"no prediction has the id {prediction_id}")
-        return record
+        return _found(await self._stored("get", self.store.get(prediction_id)), prediction_id)
 
     async def get(self, prediction_id: uuid.UUID) -> Prediction:
         return to_schema(await self.record(prediction_id))
 
     async def image(self, prediction_id: uuid.UUID) -> StoredImage:
-        try:
-            image = await self.store.get_image(prediction_id)
-        except StoreError as exc:
-            raise self._store_failed("get_image", exc) from exc
-        if image is None:
-            raise PredictionNotFound(f"no prediction has the id {prediction_id}")
-        return image
+        image = await self._stored("get_image", self.store.get_image(prediction_id))
+        return _found(image, prediction_id)
 
     async def input_png(self, prediction_id: uuid.UUID) -> bytes:
         record = await self.record(prediction_id)
@@ -183,20 +167,17 @@ class PredictionService:
         return to_png(pixels)
 
     async def label(self, prediction_id: uuid.UUID, label: int) -> Prediction:
-        try:
-            now = datetime.now(UTC)
-            labeled_at = now.replace(microsecond=now.microsecond // 1000 * 1000)
-            record = await self.store.set_label(prediction_id, label, labeled_at)
-        except StoreError as exc:
-            raise self._store_failed("set_label", exc) from exc
-        if record is None:
-            raise PredictionNotFound(f"no prediction has the id {prediction_id}")
-        return to_schema(record)
+        now = datetime.now(UTC)
+        labeled_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # stores keep ms
+        call = self.store.set_label(prediction_id, label, labeled_at)
+        return to_schema(_found(await self._stored("set_label", call), prediction_id))
 
     async def delete(self, prediction_id: uuid.UUID) -> None:
-        try:
-            deleted = await self.store.delete(prediction_id)
-        except StoreError as exc:
-            raise self._store_failed("delete", exc) from exc
-        if not deleted:
+        if not await self._stored("delete", self.store.delete(prediction_id)):
             raise PredictionNotFound(f"no prediction has the id {prediction_id}")
+
+
+def _found(value: T | None, prediction_id: uuid.UUID) -> T:
+    if value is None:
+        raise PredictionNotFound(f"no prediction has the id {prediction_id}")
+    return value
