@@ -72,6 +72,7 @@
   }
 
   function showAlert(heading, detail) {
+    delete els.alert.dataset.kind;
     els.alert.replaceChildren();
     const strong = document.createElement("strong");
     strong.className = "alert-title";
@@ -84,9 +85,20 @@
       els.alert.append(" ", p);
     }
     els.alert.hidden = false;
+    reveal(els.alert);
+  }
+
+  /** Scrolls an element into view if it is off screen (on a phone the result is below). */
+  function reveal(element) {
+    const box = element.getBoundingClientRect();
+    const height = window.innerHeight || document.documentElement.clientHeight;
+    if (box.top >= 0 && box.top < height - 48) return;
+    const calm = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+    element.scrollIntoView({ behavior: calm ? "auto" : "smooth", block: "start" });
   }
 
   function clearAlert() {
+    delete els.alert.dataset.kind;
     els.alert.hidden = true;
     els.alert.replaceChildren();
   }
@@ -120,8 +132,7 @@
       return { heading: "File too large", detail: detail || sentence(problem.title) };
     }
     if (status === 415 || type.endsWith("/invalid-image") || type.endsWith("/empty-file")) {
-      const title = problem.title ? `${sentence(problem.title)} ` : "";
-      return { heading: "Not an image we can read", detail: `${title}${detail}`.trim() };
+      return { heading: "Not an image we can read", detail: detail || sentence(problem.title) };
     }
     if (status === 503) {
       const seconds = error.retryAfter;
@@ -239,11 +250,10 @@
     ctx.fill();
   }
 
-  function segment(from, to) {
+  // A stroke is one path, re-stroked as it grows: no seams where short segments would meet.
+  function startPath({ x, y }) {
     ctx.beginPath();
-    ctx.moveTo(from.x, from.y);
-    ctx.lineTo(to.x, to.y);
-    ctx.stroke();
+    ctx.moveTo(x, y);
   }
 
   pad.addEventListener("pointerdown", (event) => {
@@ -254,7 +264,9 @@
     const point = padPoint(event);
     drawing = { id: event.pointerId, ...point };
     dot(point);
+    startPath(point);
     hasInk = true;
+    if (els.alert.dataset.kind === "nothing-drawn") clearAlert();
     els.padPlaceholder.hidden = true;
   });
 
@@ -264,10 +276,11 @@
     const events = event.getCoalescedEvents ? event.getCoalescedEvents() : [];
     for (const each of events.length ? events : [event]) {
       const point = padPoint(each);
-      segment(drawing, point);
+      ctx.lineTo(point.x, point.y);
       drawing.x = point.x;
       drawing.y = point.y;
     }
+    ctx.stroke();
   });
 
   function endStroke(event) {
@@ -296,8 +309,10 @@
   }
 
   els.recognise.addEventListener("click", async () => {
+    if (busy) return;
     if (!hasInk) {
       showAlert("Nothing to recognise", "Draw a digit in the box first, or upload an image.");
+      els.alert.dataset.kind = "nothing-drawn";
       return;
     }
     let blob;
@@ -313,6 +328,7 @@
   // ---------------------------------------------------------------- upload
 
   function openPicker() {
+    if (busy) return;
     els.fileInput.value = "";
     els.fileInput.click();
   }
@@ -360,6 +376,7 @@
   window.addEventListener("drop", (event) => event.preventDefault());
 
   function uploadFile(file) {
+    if (busy) return;
     els.dropzoneFile.textContent = file.name ? `Sent: ${file.name}` : "";
     submit(file, file.name || "upload", els.dropzone);
   }
@@ -368,28 +385,34 @@
 
   let busy = false;
 
+  /** One prediction at a time: while one is under way both ways in say so and wait. */
+  function setBusy(on) {
+    busy = on;
+    for (const element of [els.recognise, els.dropzone]) {
+      if (on) element.setAttribute("aria-disabled", "true");
+      else element.removeAttribute("aria-disabled");
+    }
+    els.resultBody.setAttribute("aria-busy", on ? "true" : "false");
+    els.result.classList.toggle("is-busy", on);
+  }
+
   async function submit(blob, filename, control) {
     if (busy) return;
-    busy = true;
+    setBusy(true);
     clearAlert();
-    els.result.setAttribute("aria-busy", "true");
-    els.result.classList.add("is-busy");
-    control.classList.add("is-busy");
     const oldText = control === els.recognise ? control.textContent : null;
     if (oldText) control.textContent = "Recognising…";
     try {
       const prediction = await api.predict(blob, filename);
       showResult(prediction);
       addToHistoryTop(prediction);
+      reveal(els.result);
       announce(`Recognised ${prediction.digit}, ${percent(prediction.confidence)} confident.`);
     } catch (error) {
       reportError(error);
     } finally {
-      busy = false;
-      els.result.setAttribute("aria-busy", "false");
-      els.result.classList.remove("is-busy");
-      control.classList.remove("is-busy");
       if (oldText) control.textContent = oldText;
+      setBusy(false);
     }
   }
 
@@ -401,7 +424,7 @@
     els.resultConfidence.textContent = percent(prediction.confidence);
     els.resultInput.src = api.inputUrl(prediction.id);
     els.resultInput.alt = `The 28 by 28 pixel image the model saw for this prediction`;
-    els.resultModel.textContent = `Model ${prediction.model_version}.`;
+    els.resultModel.textContent = `Model ${prediction.model_version}`;
 
     const items = prediction.probabilities.map((p, digit) => {
       const li = document.createElement("li");
@@ -486,9 +509,8 @@
     time.title = when.full;
 
     const group = item.querySelector(".correct");
-    const caption = group.querySelector(".correct-caption");
-    caption.id = `correct-${prediction.id}`;
-    group.setAttribute("aria-labelledby", caption.id);
+    group.setAttribute(
+      "aria-label", `Correct digit for the ${prediction.digit} recognised at ${when.short}`);
     const buttons = group.querySelector(".correct-buttons");
     if (!buttons.children.length) {
       for (let digit = 0; digit <= 9; digit += 1) {
@@ -576,13 +598,16 @@
       b.disabled = true;
     });
     item.classList.add("is-busy");
+    const itemError = item.querySelector(".item-error");
+    itemError.hidden = true;
     try {
       const updated = await api.label(item.dataset.id, digit);
       renderItem(updated, item);
-      clearAlert();
       announce(`Prediction labelled ${digit}.`);
     } catch (error) {
-      reportError(error);
+      const { heading, detail } = describe(error);
+      itemError.textContent = `Correction not saved. ${sentence(heading)} ${detail}`.trim();
+      itemError.hidden = false;
     } finally {
       buttons.forEach((b) => {
         b.disabled = false;
