@@ -155,8 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name,
-        docs_url="/docs",
-        redoc_url="/redoc",
+        docs_url=None,  # served by routes.web from the package's own copies
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
