@@ -240,6 +240,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--cassandra", action="store_true", help="also measure the Cassandra store")
     parser.add_argument("--work", type=Path, default=Path("var/bench"))
+    parser.add_argument(
+        "--only", nargs="+", help="run only these scenarios (no target check)", metavar="NAME"
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     requests = requests_for(500)
@@ -269,6 +272,8 @@ def main() -> int:
     if args.cassandra:
         scenarios.append(("cassandra", cassandra_env, [64, 16]))
     results: dict[tuple[str, int], tuple[float, Stats]] = {}
+    if args.only:
+        scenarios = [s for s in scenarios if s[0] in args.only]
     for name, env, client_counts in scenarios:
         sqlite = args.work / f"{name}-{secrets.token_hex(3)}.sqlite3"
         server = Server(
@@ -281,6 +286,8 @@ def main() -> int:
         finally:
             server.stop()
 
+    if args.only:
+        return 0
     batched = results[("batched", 64)][0]
     baseline = results[("predict", 64)][0]
     ceiling = results[("ceiling", 64)][0]

@@ -6,9 +6,12 @@ once, and closes them, in reverse order, on shutdown. Nothing happens at import 
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -59,7 +62,9 @@ async def _predictor(settings: Settings, metrics: Metrics) -> Predictor:
     if settings.inference_mode == "off":
         return NoModel()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    classifier = await run_in_threadpool(Classifier.load, settings.model_path)
+    classifier = await run_in_threadpool(
+        functools.partial(Classifier.load, settings.model_path, tf_threads=settings.tf_threads)
+    )
     await run_in_threadpool(classifier.warm_up, settings.max_batch)
     if settings.inference_mode == "predict":
         return PerRequestPredictor(classifier, threads=settings.inference_threads)
@@ -136,7 +141,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store = make_store(settings)
             await store.open()
             stack.push_async_callback(store.close)
-            app.state.service = PredictionService(settings, predictor, store, metrics)
+            # Few threads for image work: many would fight the event loop for the GIL.
+            images = ThreadPoolExecutor(settings.image_threads, thread_name_prefix="images")
+            stack.callback(images.shutdown)
+            app.state.service = PredictionService(settings, predictor, store, metrics, images)
+            # Everything loaded so far (TensorFlow, the model) lives as long as the process:
+            # keep it out of the garbage collector's full passes, which would stall requests.
+            gc.collect()
+            gc.freeze()
             log.info(
                 "ready: model %s, store %s, inference %s",
                 predictor.version,

@@ -46,9 +46,17 @@ class Classifier:
         )
 
     @classmethod
-    def load(cls, path: Path) -> Classifier:
+    def load(cls, path: Path, *, tf_threads: int | None = None) -> Classifier:
         from mnist_train.artifact import load_artifact
 
+        if tf_threads:
+            import tensorflow as tf
+
+            try:  # possible only before TensorFlow runs its first operation in this process
+                tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+                tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
+            except RuntimeError:
+                pass
         return cls(load_artifact(path))
 
     @staticmethod

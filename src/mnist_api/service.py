@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable
+from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import numpy as np
 from fastapi import UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from mnist_api.errors import (
     ApiError,
@@ -77,9 +78,15 @@ def to_schema(record: PredictionRecord) -> Prediction:
 
 class PredictionService:
     def __init__(
-        self, settings: Settings, predictor: Predictor, store: PredictionStore, metrics: Metrics
+        self,
+        settings: Settings,
+        predictor: Predictor,
+        store: PredictionStore,
+        metrics: Metrics,
+        images: Executor,
     ) -> None:
         self.settings = settings
+        self.images = images  # a few threads for decoding and preprocessing uploads
         self.predictor = predictor
         self.store = store
         self.metrics = metrics
@@ -100,12 +107,13 @@ class PredictionService:
     async def predict(self, upload: UploadFile) -> Prediction:
         # Reading one byte over the limit is enough to refuse the file, and bounds the read.
         data = await upload.read(self.settings.max_upload_bytes + 1)
-        prepared = await run_in_threadpool(
+        work = functools.partial(
             prepare,
             data,
             max_bytes=self.settings.max_upload_bytes,
             max_pixels=self.settings.max_image_pixels,
         )
+        prepared = await asyncio.get_running_loop().run_in_executor(self.images, work)
         probabilities = await self.predictor.predict(prepared.pixels)
         digit = int(np.argmax(probabilities))
         prediction_id = new_id()

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     queue_size: int = Field(512, ge=1, description="requests waiting for inference before 503")
     inference_threads: int = Field(1, ge=1, le=16, description="threads running model batches")
     request_timeout_s: float = Field(10.0, gt=0, description="inference deadline per request")
+    image_threads: int = Field(2, ge=1, le=32, description="threads decoding uploads")
+    tf_threads: int = Field(
+        1, ge=0, le=64, description="TensorFlow's threads per model call (0: TensorFlow decides)"
+    )
 
     # Uploads.
     max_upload_bytes: int = Field(5 * MiB, ge=1024, description="largest accepted file")

@@ -15,12 +15,10 @@ import pytest
 import pytest_asyncio
 
 from mnist_api.store import HistoryQuery, PredictionRecord, PredictionStore
-from mnist_api.store.base import ImageMeta, id_time, new_id
+from mnist_api.store.base import UUID_EPOCH_OFFSET, ImageMeta, id_time, new_id
 from tests.conftest import cassandra_settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-UUID_EPOCH_OFFSET = 0x01B21DD213814000
 
 
 def id_at(moment: datetime) -> uuid.UUID:

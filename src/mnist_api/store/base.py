@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
 # 100-ns ticks between the UUID epoch (1582-10-15) and the Unix epoch.
-_UUID_EPOCH_OFFSET = 0x01B21DD213814000
+UUID_EPOCH_OFFSET = 0x01B21DD213814000
 _NODE = secrets.randbits(48) | (1 << 40)  # random node id, multicast bit set (RFC 9562)
 _NODE_PID = os.getpid()
 
@@ -111,7 +111,7 @@ def id_time(prediction_id: uuid.UUID) -> datetime:
     """The creation time carried in a version-1 UUID, truncated to milliseconds."""
     if prediction_id.version != 1:
         raise ValueError("not a time-based (version 1) UUID")
-    micros = (prediction_id.time - _UUID_EPOCH_OFFSET) // 10
+    micros = (prediction_id.time - UUID_EPOCH_OFFSET) // 10
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 

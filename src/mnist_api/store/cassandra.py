@@ -30,12 +30,14 @@ from acsylla import errors as cass_errors
 
 from mnist_api.settings import Settings
 from mnist_api.store.base import (
+    UUID_EPOCH_OFFSET,
     HistoryPage,
     HistoryQuery,
     ImageMeta,
     PredictionRecord,
     StoredImage,
     StoreError,
+    new_id,
 )
 from mnist_api.store.migrations import (
     Migrator,
@@ -60,7 +62,7 @@ SCAN_BUDGET = 5000  # rows a filtered history request may read before it returns
 
 def day_of(prediction_id: uuid.UUID) -> int:
     """The history partition of an id: days since 1970-01-01 (UTC)."""
-    return (prediction_id.time - 0x01B21DD213814000) // (10_000_000 * 86_400)
+    return (prediction_id.time - UUID_EPOCH_OFFSET) // (10_000_000 * 86_400)
 
 
 def _record(row: dict[str, Any]) -> PredictionRecord:
@@ -228,7 +230,7 @@ class CassandraStore:
         filtered = query.digit is not None or query.labeled is not None
         chunk = FILTERED_CHUNK if filtered else query.limit + 1
         before = query.before
-        newest_day = day_of(before) if before else day_of(uuid.uuid1())
+        newest_day = day_of(before) if before else day_of(new_id())
         matches: list[PredictionRecord] = []
         scanned = 0
         last_seen: uuid.UUID | None = None
