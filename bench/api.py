@@ -219,7 +219,8 @@ async def store_latency(settings_overrides: dict[str, object], n: int) -> None:
         return float(np.percentile(values, q) * 1000)
 
     print(
-        f"store {store.name:9}  write p50 {ms(writes, 50):6.2f} ms  p99 {ms(writes, 99):6.2f} ms  |  "
+        f"store {store.name:9}  "
+        f"write p50 {ms(writes, 50):6.2f} ms  p99 {ms(writes, 99):6.2f} ms  |  "
         f"read by id p50 {ms(reads, 50):6.2f} ms  p99 {ms(reads, 99):6.2f} ms  |  "
         f"history page(20) p50 {ms(pages, 50):6.2f} ms  p99 {ms(pages, 99):6.2f} ms",
         flush=True,
