@@ -10,6 +10,7 @@ import functools
 import gc
 import logging
 import os
+import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -50,6 +51,7 @@ TAGS = [
 ]
 
 # Multipart bodies get names of their own instead of FastAPI's generated ``Body_...``.
+SWITCH_INTERVAL_S = 0.0005
 PROBLEM_REF = "#/components/schemas/Problem"
 BODY_SCHEMA_NAMES = {
     "Body_create_prediction": "PredictionUpload",
@@ -149,6 +151,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # keep it out of the garbage collector's full passes, which would stall requests.
             gc.collect()
             gc.freeze()
+            # Threads that finish a model call or a database write wait for the event loop's
+            # thread to give up the GIL; the default 5 ms switch interval adds up to that to
+            # every hand-off, and a request makes several.
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
             log.info(
                 "ready: model %s, store %s, inference %s",
                 predictor.version,

@@ -78,13 +78,10 @@ class Classifier:
         return self._normalise(self.model.predict(self._inputs(pixels), verbose=0))
 
     def warm_up(self, max_batch: int) -> None:
-        """Trace the function and touch the batch sizes the server will see."""
-        size = 1
-        while True:
+        """Trace the function and run every batch size the server will see once: the first
+        call at a new size builds kernels for it, which would otherwise land on a request."""
+        for size in range(1, max_batch + 1):
             self.predict_batch(np.zeros((size, 28, 28), dtype=np.uint8))
-            if size >= max_batch:
-                break
-            size = min(size * 2, max_batch)
 
 
 class Predictor(Protocol):
