@@ -187,7 +187,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    def __init__(self, env: dict[str, str], log: Path, workers: int) -> None:
         self.port = free_port()
         self.log = log.open("wb")
         full = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_API_")} | env
@@ -201,6 +201,8 @@ class Server:
                 str(self.port),
                 "--log-level",
                 "warning",
+                "--workers",
+                str(workers),
             ],
             env=full,
             stdout=self.log,
@@ -299,6 +301,12 @@ def main() -> int:
     )
     parser.add_argument("--model", type=Path, default=Path("models"))
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn workers, the same in every scenario (default: one per core)",
+    )
     parser.add_argument("--cassandra", action="store_true", help="also measure the Cassandra store")
     parser.add_argument("--work", type=Path, default=Path("var/bench"))
     parser.add_argument(
@@ -346,7 +354,9 @@ def main() -> int:
     for name, env, client_counts in scenarios:
         sqlite = args.work / f"{name}-{secrets.token_hex(3)}.sqlite3"
         server = Server(
-            base | {"MNIST_API_SQLITE_PATH": str(sqlite)} | env, args.work / f"{name}.log"
+            base | {"MNIST_API_SQLITE_PATH": str(sqlite)} | env,
+            args.work / f"{name}.log",
+            args.workers,
         )
         try:
             for clients in client_counts:
