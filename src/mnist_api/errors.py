@@ -108,29 +108,41 @@ class StoreUnavailable(Unavailable):
     title, slug = "Storage unavailable", "store-unavailable"
 
 
+# What each problem type means, for its page at /problems/{slug}.
+DESCRIPTIONS: dict[str, str] = {
+    "internal-error": "An unexpected error; it has been logged.",
+    "bad-request": "The request is malformed.",
+    "invalid-cursor": "The cursor is not one this service issued.",
+    "not-found": "There is nothing at this address.",
+    "prediction-not-found": "No prediction has this id.",
+    "upload-too-large": "The file or request body is over the limit.",
+    "too-many-pixels": "Width x height is over the limit.",
+    "unsupported-image-type": "Send PNG, JPEG, GIF, BMP, WebP or TIFF.",
+    "unprocessable": "The upload cannot be used.",
+    "empty-file": "The uploaded file has no bytes.",
+    "invalid-image": "The file is not an image, or is corrupt.",
+    "no-ink": "The image is blank or uniform.",
+    "too-many-files": "The batch holds more files than allowed.",
+    "unavailable": "Retry after a moment.",
+    "overloaded": "The inference queue is full; retry after a moment.",
+    "inference-timeout": "The model did not answer in time.",
+    "store-unavailable": "The database cannot be reached.",
+    "validation-error": "A field is missing or has a wrong value.",
+    "method-not-allowed": "This address does not take the method.",
+}
+
+
+def _error_classes(cls: type[ApiError] = ApiError) -> list[type[ApiError]]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _error_classes(child))]
+
+
+# slug -> (status, title, description): the domain errors, and the two problems that come from
+# the framework (request validation and an unsupported method).
 PROBLEM_TYPES: dict[str, tuple[int, str, str]] = {
-    "bad-request": (400, "Bad request", "The request is malformed."),
-    "invalid-cursor": (400, "Invalid cursor", "The cursor is not one this service issued."),
-    "not-found": (404, "Not found", "There is nothing at this address."),
-    "prediction-not-found": (404, "Prediction not found", "No prediction has this id."),
-    "method-not-allowed": (405, "Method not allowed", "This address does not take the method."),
-    "upload-too-large": (413, "Upload too large", "The file or request body is over the limit."),
-    "too-many-pixels": (413, "Image has too many pixels", "Width x height is over the limit."),
-    "unsupported-image-type": (
-        415,
-        "Unsupported image type",
-        "Send PNG, JPEG, GIF, BMP, WebP or TIFF.",
-    ),
-    "validation-error": (422, "Invalid request", "A field is missing or has a wrong value."),
-    "empty-file": (422, "Empty file", "The uploaded file has no bytes."),
-    "invalid-image": (422, "Not a readable image", "The file is not an image, or is corrupt."),
-    "no-ink": (422, "No digit in the image", "The image is blank or uniform."),
-    "too-many-files": (422, "Too many files", "The batch holds more files than allowed."),
-    "overloaded": (503, "Service busy", "The inference queue is full; retry after a moment."),
-    "inference-timeout": (503, "Inference timed out", "The model did not answer in time."),
-    "store-unavailable": (503, "Storage unavailable", "The database cannot be reached."),
-    "unavailable": (503, "Service unavailable", "Retry after a moment."),
-    "internal-error": (500, "Internal error", "An unexpected error; it has been logged."),
+    cls.slug: (cls.status, cls.title, DESCRIPTIONS[cls.slug]) for cls in _error_classes()
+} | {
+    "validation-error": (422, "Invalid request", DESCRIPTIONS["validation-error"]),
+    "method-not-allowed": (405, "Method not allowed", DESCRIPTIONS["method-not-allowed"]),
 }
 
 
@@ -159,9 +171,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         for error in exc.errors()
     ]
     summary = "; ".join(f"{'.'.join(i.loc)}: {i.msg}" for i in issues) or "invalid request"
+    _, title, _ = PROBLEM_TYPES["validation-error"]
     problem = Problem(
         type="/problems/validation-error",
-        title="Invalid request",
+        title=title,
         status=422,
         detail=summary,
         instance=request.url.path,
