@@ -179,7 +179,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
-    app.state.store_name = settings.store
     install_handlers(app)
     app.include_router(predictions.router)
     app.include_router(legacy.router)

@@ -26,7 +26,7 @@ async def get_health() -> Health:
 )
 async def get_readiness(request: Request, response: Response) -> Readiness:
     service: PredictionService | None = getattr(request.app.state, "service", None)
-    store_name = getattr(request.app.state, "store_name", "unknown")
+    store_name = request.app.state.settings.store
     if service is None:
         response.status_code = 503
         return Readiness(
