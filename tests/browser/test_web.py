@@ -101,7 +101,15 @@ def draw(page: Page, strokes: list[list[tuple[float, float]]]) -> None:
     """Draws with the mouse: each stroke is pressed, moved through its points and released."""
     pad = page.locator("#pad")
     pad.scroll_into_view_if_needed()
+    # The page may still be scrolling a result into view: wait until the canvas stands still,
+    # so that the strokes land where they are aimed.
     box = pad.bounding_box()
+    for _ in range(50):
+        page.wait_for_timeout(50)
+        again = pad.bounding_box()
+        if again == box:
+            break
+        box = again
     assert box is not None
 
     def at(point: tuple[float, float]) -> tuple[float, float]:
@@ -113,6 +121,17 @@ def draw(page: Page, strokes: list[list[tuple[float, float]]]) -> None:
         for point in stroke[1:]:
             page.mouse.move(*at(point), steps=12)
         page.mouse.up()
+    for stroke in strokes:  # every stroke landed where it was aimed
+        x, y = stroke[len(stroke) // 2] if len(stroke) > 2 else stroke[0]
+        dark = page.evaluate(
+            """([x, y]) => {
+                const pad = document.getElementById("pad");
+                const px = Math.round(x * (pad.width - 1)), py = Math.round(y * (pad.height - 1));
+                return pad.getContext("2d").getImageData(px, py, 1, 1).data[0] < 128;
+            }""",
+            [x, y],
+        )
+        assert dark, f"the stroke starting at {stroke[0]} did not land on the canvas"
 
 
 def ink_fraction(page: Page) -> float:
@@ -427,7 +446,9 @@ def test_errors_are_readable(open_page: OpenPage, golden: dict[int, bytes], shot
 
     page.route("**/v1/predictions", busy)
     draw(page, ONE)
-    page.get_by_role("button", name="Recognise", exact=True).click()
+    with page.expect_response(is_prediction_post) as staged:
+        page.get_by_role("button", name="Recognise", exact=True).click()
+    assert staged.value.status == 503
     expect(alert).to_contain_text("Service busy — try again in 7 s")
     expect(alert).to_contain_text("The inference queue is full.")
     settled(page)
