@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from mnist_api.store.base import (
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 10.0  # how long a statement waits for another connection's lock
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     id             TEXT PRIMARY KEY,
@@ -111,6 +113,41 @@ def _insert_all(conn: sqlite3.Connection, *, rows: list[tuple[object, ...]]) -> 
     conn.execute("COMMIT")
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch to write-ahead logging. While another connection is creating the same file or
+    switching it too (workers starting together on an empty path), SQLite answers "database is
+    locked" at once instead of waiting for the busy timeout, so wait here."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """Create the tables once, under the write lock, so concurrent openers wait for each other
+    (``BEGIN IMMEDIATE`` waits for the busy timeout) and the version check sees the result."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this service ({SCHEMA_VERSION})"
+            )
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 class SqliteStore:
     name = "sqlite"
 
@@ -146,18 +183,16 @@ class SqliteStore:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+        )
+        try:
+            _use_wal(conn)
+            conn.execute("PRAGMA synchronous=NORMAL")
+            _create_schema(conn)
+        except BaseException:
             conn.close()
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this service ({SCHEMA_VERSION})"
-            )
-        conn.executescript(SCHEMA)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            raise
         return conn
 
     async def close(self) -> None:
