@@ -65,9 +65,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def clean_env(**variables: str) -> dict[str, str]:
+    """The environment of a person's new shell, built from nothing: what a command prints or
+    does under it cannot depend on variables of the shell that runs the tests."""
+    base = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home()), "LANG": "C.UTF-8"}
+    return base | variables
+
+
 def api_env(model_root: Path, **overrides: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MNIST_API_")}
-    env.update({"MNIST_API_MODEL_PATH": str(model_root), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    env = clean_env(MNIST_API_MODEL_PATH=str(model_root))
     env.update({f"MNIST_API_{key.upper()}": value for key, value in overrides.items()})
     return env
 
@@ -75,17 +81,22 @@ def api_env(model_root: Path, **overrides: str) -> dict[str, str]:
 class LiveServer:
     """``mnist-api serve`` in a child process on a free port of 127.0.0.1."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("wb")
+        command = [sys.executable, "-m", "mnist_api", "serve", "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "mnist_api", "serve", "--port", str(self.port)],
+            [*command, "--workers", str(workers)],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
+
+    @property
+    def console(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -100,7 +111,8 @@ class LiveServer:
             time.sleep(0.2)
         raise RuntimeError(f"server not ready in {timeout} s: {self.log_path.read_text()[-2000:]}")
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM, as a process manager stops it; the exit code (killed after 20 s)."""
         self.process.terminate()
         try:
             self.process.wait(timeout=20)
@@ -108,6 +120,7 @@ class LiveServer:
             self.process.kill()
             self.process.wait()
         self._log.close()
+        return self.process.returncode
 
 
 @pytest.fixture(scope="session")

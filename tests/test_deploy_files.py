@@ -35,8 +35,6 @@ COMPOSE = ROOT / "compose.yaml"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 PREFIX = "MNIST_API_"
-# Read by ``mnist-api serve`` (mnist_api/cli.py) rather than by Settings.
-SERVE_ONLY = frozenset({"MNIST_API_HOST", "MNIST_API_PORT", "MNIST_API_WORKERS"})
 APP_SERVICES = ("migrate", "api")
 BASE_IMAGE = "python:3.11-slim"
 CASSANDRA_PORT = 9042
@@ -650,7 +648,8 @@ def test_api_publishes_the_port_it_serves_on(
 ) -> None:
     api = services["api"]
     container_env(service_environment(api))
-    args = parser_for("mnist-api", scripts).parse_args(["serve"])
+    parser_for("mnist-api", scripts).parse_args(["serve"])
+    args = load_settings()  # `serve` takes host, port and workers from the settings
     exposed = {int(w.split("/")[0]) for i in runtime.all("EXPOSE") for w in i.args.split()}
     assert args.host == "0.0.0.0", "inside a container the server must listen on all interfaces"
     assert args.workers >= 1
@@ -665,7 +664,7 @@ def test_api_publishes_the_port_it_serves_on(
 def test_every_mnist_api_variable_is_a_setting(
     services: dict[str, dict[str, Any]], runtime: Stage
 ) -> None:
-    known = {PREFIX + field.upper() for field in Settings.model_fields} | SERVE_ONLY
+    known = {PREFIX + field.upper() for field in Settings.model_fields}
     used = {("Dockerfile", key) for key in env_of(runtime) if key.startswith(PREFIX)}
     for name in APP_SERVICES:
         used |= {(name, k) for k in service_environment(services[name]) if k.startswith(PREFIX)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import gc
 import logging
-import os
 import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +30,7 @@ from mnist_api.metrics import Metrics, MetricsMiddleware
 from mnist_api.routes import health, legacy, predictions, web
 from mnist_api.service import PredictionService
 from mnist_api.settings import Settings, load_settings
+from mnist_api.store import PredictionStore
 from mnist_api.store.factory import make_store
 
 log = logging.getLogger("mnist_api")
@@ -63,7 +63,6 @@ BODY_SCHEMA_NAMES = {
 async def _predictor(settings: Settings, metrics: Metrics) -> Predictor:
     if settings.inference_mode == "off":
         return NoModel()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     classifier = await run_in_threadpool(
         functools.partial(Classifier.load, settings.model_path, tf_threads=settings.tf_threads)
     )
@@ -79,6 +78,17 @@ async def _predictor(settings: Settings, metrics: Metrics) -> Predictor:
         threads=settings.inference_threads,
         timeout_s=settings.request_timeout_s,
         retry_after_s=settings.retry_after_s,
+    )
+
+
+def _ready_line(settings: Settings, predictor: Predictor, store: PredictionStore) -> str:
+    accuracy = predictor.test_accuracy
+    model = predictor.version + (f" (test accuracy {accuracy:.2%})" if accuracy is not None else "")
+    if settings.inference_mode != "batched":
+        model += f", inference {settings.inference_mode}"
+    return (
+        f"ready on http://{settings.host}:{settings.port}: model {model}, "
+        f"store {store.name} ({store.location})"
     )
 
 
@@ -155,16 +165,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # thread to give up the GIL; the default 5 ms switch interval adds up to that to
             # every hand-off, and a request makes several.
             sys.setswitchinterval(SWITCH_INTERVAL_S)
-            log.info(
-                "ready: model %s, store %s, inference %s",
-                predictor.version,
-                store.name,
-                settings.inference_mode,
-            )
+            log.info("%s", _ready_line(settings, predictor, store))
             try:
                 yield
             finally:
                 app.state.service = None
+                log.info("stopped")
 
     app = FastAPI(
         title="MNIST digit recognition",

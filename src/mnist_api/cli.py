@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.config
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from mnist_api import __version__
 from mnist_api.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("mnist_api")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,11 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = sub.add_parser("serve", help="run the HTTP server (uvicorn)")
-    serve.add_argument("--host", default=os.environ.get("MNIST_API_HOST", "127.0.0.1"))
-    # String defaults go through ``type`` too, so a bad MNIST_API_PORT is a clean usage error.
-    serve.add_argument("--port", type=int, default=os.environ.get("MNIST_API_PORT", "8000"))
-    serve.add_argument("--workers", type=int, default=os.environ.get("MNIST_API_WORKERS", "1"))
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--host", help="default: MNIST_API_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, help="default: MNIST_API_PORT or 8000")
+    serve.add_argument("--workers", type=int, help="default: MNIST_API_WORKERS or 1")
+    serve.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"]
+    )
 
     db = sub.add_parser("db", help="Cassandra schema migrations (cql/)")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
@@ -52,21 +57,38 @@ def _check_model(settings: Settings) -> None:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    settings = load_settings()
+    from mnist_api.logs import log_config
+
+    given = {"host": args.host, "port": args.port, "workers": args.workers}
+    settings = load_settings(**{key: value for key, value in given.items() if value is not None})
     _check_model(settings)
-    if args.workers > 1:
-        uvicorn.run(
-            "mnist_api.main:app",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=args.log_level,
-            factory=False,
-        )
+    # Workers build their own settings from the environment: hand them the command line's.
+    os.environ.update(
+        MNIST_API_HOST=settings.host,
+        MNIST_API_PORT=str(settings.port),
+        MNIST_API_WORKERS=str(settings.workers),
+    )
+    logging.config.dictConfig(log_config(args.log_level))
+    plural = "s" if settings.workers > 1 else ""
+    log.info(
+        "serving http://%s:%d with %d worker%s (Ctrl-C stops)",
+        settings.host,
+        settings.port,
+        settings.workers,
+        plural,
+    )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": args.log_level,
+        "log_config": log_config(args.log_level),
+    }
+    if settings.workers > 1:
+        uvicorn.run("mnist_api.app:create_app", factory=True, workers=settings.workers, **common)
         return
     from mnist_api.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(create_app(settings), **common)
 
 
 def _db(args: argparse.Namespace) -> None:

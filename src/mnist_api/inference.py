@@ -37,6 +37,7 @@ class Classifier:
         import tensorflow as tf
 
         self.version = loaded.metadata.version
+        self.test_accuracy = loaded.metadata.test_accuracy
         self.path = loaded.path
         self.model = loaded.model
         model = loaded.model
@@ -48,10 +49,10 @@ class Classifier:
     @classmethod
     def load(cls, path: Path, *, tf_threads: int | None = None) -> Classifier:
         from mnist_train.artifact import load_artifact
+        from mnist_train.runtime import import_tensorflow
 
+        tf = import_tensorflow()
         if tf_threads:
-            import tensorflow as tf
-
             try:  # possible only before TensorFlow runs its first operation in this process
                 tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
                 tf.config.threading.set_inter_op_parallelism_threads(tf_threads)
@@ -86,6 +87,7 @@ class Classifier:
 
 class Predictor(Protocol):
     version: str
+    test_accuracy: float | None  # the model's accuracy on the MNIST test set, from its artifact
 
     async def start(self) -> None: ...
 
@@ -116,6 +118,7 @@ class Batcher:
         retry_after_s: int,
     ) -> None:
         self.version = classifier.version
+        self.test_accuracy: float | None = classifier.test_accuracy
         self._classifier = classifier
         self._metrics = metrics
         self._max_batch = max_batch
@@ -233,6 +236,7 @@ class PerRequestPredictor:
 
     def __init__(self, classifier: Classifier, *, threads: int) -> None:
         self.version = classifier.version
+        self.test_accuracy: float | None = classifier.test_accuracy
         self._classifier = classifier
         self._threads = threads
         self._executor: ThreadPoolExecutor | None = None
@@ -258,6 +262,7 @@ class NoModel:
     distribution; never used to serve."""
 
     version = "none"
+    test_accuracy: float | None = None
 
     async def start(self) -> None:
         return None

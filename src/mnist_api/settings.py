@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     cql_dir: Path | None = Field(None, description="migrations folder (default: the packaged one)")
 
     # HTTP.
+    host: str = Field("127.0.0.1", min_length=1, description="address `mnist-api serve` binds")
+    port: int = Field(8000, ge=1, le=65535, description="port `mnist-api serve` listens on")
+    workers: int = Field(1, ge=1, le=64, description="server processes, each with its own model")
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 503 answers")
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mnist_train.errors import ArtifactError
 from mnist_train.model_types import ModelType
+from mnist_train.runtime import import_tensorflow
 
 if TYPE_CHECKING:
     import keras
@@ -132,9 +133,10 @@ def read_metadata(path: Path) -> tuple[Path, ArtifactMetadata]:
 
 def load_artifact(path: Path) -> LoadedArtifact:
     """Load the Keras model and metadata of the artifact at ``path``."""
+    directory, metadata = read_metadata(path)
+    import_tensorflow()  # only once the artifact is known to be complete
     import keras
 
-    directory, metadata = read_metadata(path)
     try:
         model = keras.saving.load_model(directory / MODEL_FILE, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file

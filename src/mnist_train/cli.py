@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,12 +11,9 @@ from pathlib import Path
 from mnist_train import __version__
 from mnist_train.errors import MnistTrainError
 from mnist_train.model_types import MODEL_TYPES
+from mnist_train.runtime import import_tensorflow
 
 DEFAULT_OUTPUT = Path("models")
-
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _positive(text: str) -> int:
@@ -86,11 +82,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> None:
     from mnist_train.data import load_mnist
-    from mnist_train.train import TrainConfig, train
 
+    # Everything a person can get wrong is checked before TensorFlow loads (seconds of CPU).
     if args.output.exists() and not args.output.is_dir():
         raise MnistTrainError(f"--output {args.output} exists and is not a folder")
     data = load_mnist(args.data_dir)
+    import_tensorflow()
+    from mnist_train.train import TrainConfig, train
+
     config = TrainConfig(
         model_type=args.model,
         epochs=args.epochs,
@@ -141,7 +140,6 @@ def _predict(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    _quiet_tensorflow()
     handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict}
     try:
         handlers[args.command](args)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, api_env
+
+STARTS = 10  # fresh starts of a multi-worker server on an empty SQLite path
+STARTS_WORKERS = 4
 
 
 class TestRealServer:
@@ -93,3 +98,86 @@ def test_invalid_settings_fail_fast(
     with pytest.raises(SettingsError, match="invalid configuration") as caught:
         load_settings()
     assert message in str(caught.value)
+
+
+# The console a person sees, and starts that must never fail.
+
+# TensorFlow's C++ logging (absl): "I0000 00:00:... port.cc:153] ...", and its start-up lines.
+TENSORFLOW_LINE = re.compile(
+    r"absl::|oneDNN|^[IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]|TF_CPP|tensorflow/"
+)
+READY = re.compile(
+    r"^\S+ \S+ INFO +\[(\d+)\] mnist_api: ready on (http://\S+): model (\S+) "
+    r"\(test accuracy (\d+\.\d\d)%\), store sqlite \((\S+)\)$",
+    re.M,
+)
+
+
+def wait_for_workers(server: LiveServer, workers: int, timeout: float = 120.0) -> list[str]:
+    """The ready lines of all ``workers`` (each says so once it has its model and store)."""
+    server.wait_ready(timeout)
+    deadline = time.monotonic() + timeout
+    while len(READY.findall(server.console)) < workers:
+        if server.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"{workers} workers never all ready:\n{server.console[-3000:]}")
+        time.sleep(0.2)
+    return [m.group(0) for m in READY.finditer(server.console)]
+
+
+class TestConsole:
+    def test_two_workers_say_once_each_that_they_are_ready_and_nothing_else(
+        self, model_root: Path, tmp_path: Path
+    ) -> None:
+        db = tmp_path / "var" / "predictions.sqlite3"
+        server = LiveServer(api_env(model_root, sqlite_path=str(db)), tmp_path / "log", workers=2)
+        try:
+            ready = wait_for_workers(server, 2)
+        finally:
+            code = server.stop()
+        console = server.console
+        assert code == 0, console
+        version = (model_root / "LATEST").read_text().strip()
+        accuracy = json.loads((model_root / version / "metadata.json").read_text())
+        lines = console.splitlines()
+        assert [line for line in lines if TENSORFLOW_LINE.search(line)] == []
+        assert len(ready) == 2, console
+        pids = set()
+        for line in ready:
+            match = READY.match(line)
+            assert match, line
+            pids.add(match.group(1))
+            assert match.group(2) == server.url
+            assert match.group(3) == version
+            assert float(match.group(4)) == round(accuracy["test_accuracy"] * 100, 2)
+            assert match.group(5) == str(db)
+        assert len(pids) == 2, "one line per worker"
+        assert lines[0].endswith(f"serving {server.url} with 2 workers (Ctrl-C stops)"), lines[0]
+        stopped = [line for line in lines if line.endswith("mnist_api: stopped")]
+        assert len(stopped) == 2, console
+        # Uvicorn's start-up and shutdown chatter is replaced by the lines above.
+        for chatter in ("Started server process", "Waiting for application", "Uvicorn running"):
+            assert chatter not in console
+        assert len(lines) <= 8, console
+
+    def test_workers_starting_together_on_an_empty_sqlite_path_are_all_ready(
+        self, model_root: Path, tmp_path: Path
+    ) -> None:
+        """Every worker creates the database at the same moment: none of them may fail (one
+        failure takes the whole server down). Without a model to load the workers reach the
+        store closer together than in a normal start, which makes the race likelier."""
+        failures = []
+        for attempt in range(STARTS):
+            db = tmp_path / f"start-{attempt}" / "predictions.sqlite3"
+            env = api_env(model_root, sqlite_path=str(db), inference_mode="off")
+            server = LiveServer(env, tmp_path / f"start-{attempt}.log", workers=STARTS_WORKERS)
+            try:
+                server.wait_ready(60)
+                deadline = time.monotonic() + 60
+                while server.console.count("mnist_api: ready on") < STARTS_WORKERS:
+                    if server.process.poll() is not None or time.monotonic() > deadline:
+                        failures.append(f"start {attempt}: {server.console[-1500:]}")
+                        break
+                    time.sleep(0.1)
+            finally:
+                server.stop()
+        assert failures == []

@@ -7,7 +7,6 @@ so the independent ones are started together when the module begins and awaited 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -18,7 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import clean_env
+
 pytestmark = pytest.mark.slow
+# TensorFlow's C++ logging (absl), as in "I0000 00:00:... port.cc:153] oneDNN custom operations".
+TENSORFLOW_LINE = re.compile(r"absl::|oneDNN|^[IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]")
 
 TIMEOUT = 600
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -92,11 +95,9 @@ class Workspace:
 
 
 def user_env(mnist_dir: Path) -> dict[str, str]:
-    """The environment of a person at a shell: the data folder set, TensorFlow's log level not
-    (the test session sets it for itself)."""
-    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
-    env["MNIST_DATA_DIR"] = str(mnist_dir)
-    return env
+    """A person's new shell with the data folder set, and nothing else of the shell that runs
+    the tests (no TensorFlow log level, for one)."""
+    return clean_env(MNIST_DATA_DIR=str(mnist_dir))
 
 
 @pytest.fixture(scope="module")
@@ -304,3 +305,16 @@ def test_errors_print_nothing_else(trained: Workspace) -> None:
         if other:
             noise[name] = other
     assert noise == {}
+
+
+def test_no_command_prints_tensorflow_logging(trained: Workspace) -> None:
+    """Training, evaluating and predicting load TensorFlow, which writes its own start-up lines
+    to the console unless the command keeps them out."""
+    for name in ("train", "evaluate", "predict"):
+        trained.commands[name].wait()
+    noise = {
+        name: [line for line in command.wait().stderr.splitlines() if TENSORFLOW_LINE.search(line)]
+        for name, command in trained.commands.items()
+    }
+    assert {name: lines for name, lines in noise.items() if lines} == {}
+    assert set(noise) >= {"train", "evaluate", "predict", *FAILED_COMMANDS}

@@ -77,6 +77,7 @@ class PredictionStore(Protocol):
     backend that cannot be reached raises ``StoreUnavailableError``."""
 
     name: str
+    location: str  # where the data lives, for people reading the logs
 
     async def open(self) -> None: ...
 

@@ -98,6 +98,8 @@ class CassandraStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.keyspace = settings.cassandra_keyspace
+        hosts = ",".join(settings.cassandra_contact_points)
+        self.location = f"keyspace {self.keyspace} at {hosts}:{settings.cassandra_port}"
         self._cluster: Any = None
         self._session: Any = None
         self._ps: dict[str, Any] = {}

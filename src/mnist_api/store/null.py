@@ -11,6 +11,7 @@ from mnist_api.store.base import HistoryPage, HistoryQuery, PredictionRecord, St
 
 class NullStore:
     name = "none"
+    location = "nowhere (storage off)"
 
     async def open(self) -> None:
         return None
