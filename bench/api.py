@@ -38,7 +38,6 @@ import httpx
 import numpy as np
 from PIL import Image
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 BOUNDARY = "benchboundary7d1f"
 
 

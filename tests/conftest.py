@@ -17,8 +17,10 @@ import pytest
 import pytest_asyncio
 
 from mnist_train.data import DATA_DIR_ENV, FILES, Mnist, find_file, load_mnist
+from mnist_train.runtime import import_tensorflow
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Test modules import TensorFlow as they are collected: load it first, without its start-up lines.
+import_tensorflow()
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN_DIR = Path(__file__).parent / "data" / "golden"
 ARTIFACTS_DIR = ROOT / "test-artifacts"
