@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
 
 from mnist_api.schemas import Problem, ValidationIssue
 
@@ -162,6 +163,10 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        # Not a wrong value but a body that does not parse: a malformed request.
+        bad = BadRequest("the request body is not valid JSON")
+        return problem_response(bad.problem(request.url.path))
     issues = [
         ValidationIssue(
             loc=[str(part) for part in error.get("loc", ())],
@@ -183,20 +188,48 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(problem)
 
 
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at the request's path, asked of the router itself.
+    (Starlette's own 405 names only the first route whose path matches, so ``DELETE`` would be
+    missing where ``GET`` is served too.) The static files take GET and HEAD."""
+    allowed = []
+    for method in METHODS:
+        scope = {**request.scope, "method": method}
+        for route in request.app.router.routes:
+            if isinstance(route, Mount):
+                full = method in ("GET", "HEAD") and route.matches(scope)[0] == Match.FULL
+            else:
+                full = route.matches(scope)[0] == Match.FULL
+            if full:
+                allowed.append(method)
+                break
+    return allowed
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     slug = {404: "not-found", 405: "method-not-allowed", 413: "upload-too-large"}.get(
         exc.status_code, "bad-request" if exc.status_code < 500 else "internal-error"
     )
     title = PROBLEM_TYPES.get(slug, (0, "Error", ""))[1]
+    headers = dict(exc.headers or {})
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"there is nothing at {request.url.path}"
+    elif exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
     problem = Problem(
         type=f"/problems/{slug}",
         title=title,
         status=exc.status_code,
-        detail=str(exc.detail),
+        detail=detail,
         instance=request.url.path,
     )
-    return problem_response(problem, dict(exc.headers or {}))
+    return problem_response(problem, headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

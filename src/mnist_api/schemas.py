@@ -9,6 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 Digit = Annotated[int, Field(ge=0, le=9, description="a digit, 0-9")]
+# A history cursor: the last id of a page (a time-based UUID's 16 bytes) in unpadded base64url.
+CURSOR_PATTERN = "^[A-Za-z0-9_-]{22}$"
 
 _PROBS = [0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.0006, 0.0007, 0.9962, 0.0006, 0.0004]
 _IMAGE_EXAMPLE: dict[str, Any] = {
@@ -74,7 +76,8 @@ class PredictionPage(BaseModel):
 
     items: list[Prediction]
     next_cursor: str | None = Field(
-        description="pass as `cursor` for the next page; null on the last page"
+        description="pass as `cursor` for the next page; null on the last page",
+        pattern=CURSOR_PATTERN,
     )
 
 
@@ -83,7 +86,7 @@ class LabelUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": 7}]})
 
-    label: Digit
+    label: Digit = Field(strict=True)  # a JSON integer: not true, "7" or 7.0
 
 
 class ValidationIssue(BaseModel):

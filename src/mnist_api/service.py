@@ -149,7 +149,7 @@ class PredictionService:
     ) -> PredictionPage:
         query = HistoryQuery(
             limit=limit,
-            before=decode_cursor(cursor) if cursor else None,
+            before=decode_cursor(cursor) if cursor is not None else None,
             digit=digit,
             labeled=labeled,
         )

@@ -329,6 +329,7 @@ class TestHistory:
         ("query", "status", "slug"),
         [
             ("cursor=not-a-cursor", 400, "invalid-cursor"),
+            ("cursor=", 400, "invalid-cursor"),
             ("cursor=AAAAAAAAAAAAAAAAAAAAAA", 400, "invalid-cursor"),  # a UUID, but not version 1
             ("limit=0", 422, "validation-error"),
             ("limit=101", 422, "validation-error"),
@@ -349,7 +350,10 @@ class TestOnePrediction:
             assert_problem(
                 await client.get(f"/v1/predictions/{unknown}{suffix}"), 404, "prediction-not-found"
             )
-        assert_problem(await client.get("/v1/predictions/12345"), 422, "validation-error")
+        # Only a UUID names a prediction: anything else is no address of this API.
+        for malformed in ("12345", "not-a-uuid", "batch"):
+            assert_problem(await client.get(f"/v1/predictions/{malformed}/image"), 404, "not-found")
+        assert_problem(await client.get("/v1/predictions/12345"), 404, "not-found")
         assert_problem(
             await client.delete(f"/v1/predictions/{unknown}"), 404, "prediction-not-found"
         )
@@ -367,7 +371,18 @@ class TestOnePrediction:
         assert (await client.get(f"/v1/predictions/{created['id']}")).json() == body
 
     @pytest.mark.parametrize(
-        "payload", [{"label": 10}, {"label": -1}, {"label": "x"}, {}, {"label": 1, "x": 2}]
+        "payload",
+        [
+            {"label": 10},
+            {"label": -1},
+            {"label": "x"},
+            {},
+            {"label": 1, "x": 2},
+            {"label": "3"},  # a JSON integer only: no strings, booleans or floats
+            {"label": False},
+            {"label": 3.0},
+            [3],
+        ],
     )
     async def test_bad_label(
         self, client: httpx.AsyncClient, golden: dict[int, bytes], payload: dict[str, object]
@@ -375,6 +390,17 @@ class TestOnePrediction:
         created = (await upload(client, golden[3])).json()
         response = await client.put(f"/v1/predictions/{created['id']}/label", json=payload)
         assert_problem(response, 422, "validation-error")
+
+    async def test_label_body_that_is_not_json(
+        self, client: httpx.AsyncClient, golden: dict[int, bytes]
+    ) -> None:
+        created = (await upload(client, golden[3])).json()
+        response = await client.put(
+            f"/v1/predictions/{created['id']}/label",
+            content=b'{"label": 3',
+            headers={"content-type": "application/json"},
+        )
+        assert_problem(response, 400, "bad-request")
 
     async def test_delete(self, client: httpx.AsyncClient, golden: dict[int, bytes]) -> None:
         created = (await upload(client, golden[0])).json()
@@ -417,6 +443,25 @@ class TestOperations:
     async def test_unknown_route_is_a_problem(self, client: httpx.AsyncClient) -> None:
         assert_problem(await client.get("/v2/nothing"), 404, "not-found")
         assert_problem(await client.patch("/v1/predictions"), 405, "method-not-allowed")
+
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("GET", "/v1/predictions/batch", "POST"),
+            ("PATCH", "/v1/predictions", "GET, POST"),
+            ("PATCH", f"/v1/predictions/{uuid.uuid1()}", "DELETE, GET"),
+            ("POST", f"/v1/predictions/{uuid.uuid1()}/label", "PUT"),
+            ("DELETE", f"/v1/predictions/{uuid.uuid1()}/image", "GET"),
+            ("GET", "/upload", "POST"),
+            ("OPTIONS", "/healthz", "GET"),
+        ],
+    )
+    async def test_a_method_a_path_does_not_take_is_405_with_every_allowed_method(
+        self, client: httpx.AsyncClient, method: str, path: str, allow: str
+    ) -> None:
+        response = await client.request(method, path)
+        assert_problem(response, 405, "method-not-allowed")
+        assert response.headers["allow"] == allow
 
     async def test_problem_type_pages(self, client: httpx.AsyncClient) -> None:
         page = await client.get("/problems/no-ink")

@@ -7,9 +7,10 @@ from typing import Any
 from mnist_api.schemas import Problem
 
 _DESCRIPTIONS = {
-    400: "Malformed request (for example a bad cursor)",
+    400: "Malformed request: a cursor this API did not issue, or a body that is not valid "
+    "JSON or multipart",
     404: "No such prediction",
-    413: "Upload over the size or pixel limit",
+    413: "Request body over the size limit, or an image over the pixel limit",
     415: "Image type not supported",
     422: "Missing field, empty file, not an image, or no digit in it",
     503: "Busy, timed out, or storage unreachable; see Retry-After",

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 
 from mnist_api.dependencies import ServiceDep
 from mnist_api.routes.docs import problems
-from mnist_api.routes.predictions import UploadField
+from mnist_api.routes.predictions import ID_LINKS, UploadField
 from mnist_api.schemas import Prediction
 
 router = APIRouter(tags=["legacy"])
@@ -19,7 +19,7 @@ router = APIRouter(tags=["legacy"])
     summary="Recognise an uploaded digit (original endpoint)",
     description="Same as `POST /v1/predictions` but answers 200, as the original service did. "
     "New clients should use `POST /v1/predictions`.",
-    responses=problems(413, 415, 422, 503),
+    responses={200: {"links": ID_LINKS}, **problems(400, 413, 415, 422, 503)},
 )
 async def upload_legacy(file: UploadField, service: ServiceDep) -> Prediction:
     return await service.predict(file)

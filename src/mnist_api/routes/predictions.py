@@ -5,12 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, File, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 
 from mnist_api.dependencies import ServiceDep
 from mnist_api.errors import TooManyFiles
 from mnist_api.routes.docs import problems
-from mnist_api.schemas import BatchResult, LabelUpdate, Prediction, PredictionPage
+from mnist_api.schemas import (
+    CURSOR_PATTERN,
+    BatchResult,
+    LabelUpdate,
+    Prediction,
+    PredictionPage,
+)
 
 router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
 
@@ -18,8 +24,25 @@ UploadField = Annotated[
     UploadFile,
     File(description="an image of one handwritten digit: PNG, JPEG, GIF, BMP, WebP or TIFF"),
 ]
-PredictionId = Annotated[UUID, "the prediction's id"]
+# ``{prediction_id:uuid}`` in the paths: only a UUID reaches these routes, so another word in its
+# place (``GET /v1/predictions/batch``) is a path of its own: 405 there, 404 anywhere else.
+PredictionId = Annotated[UUID, Path(description="the prediction's id")]
 MAX_PAGE = 100
+# OpenAPI links: what a client (or a stateful test generator) can do with a new prediction's id.
+ID_LINKS = {
+    operation: {
+        "operationId": operation,
+        "parameters": {"prediction_id": "$response.body#/id"},
+        "description": f"`id` of the answer as `prediction_id` of `{operation}`",
+    }
+    for operation in (
+        "get_prediction",
+        "get_prediction_image",
+        "get_prediction_input",
+        "set_prediction_label",
+        "delete_prediction",
+    )
+}
 
 
 @router.post(
@@ -28,7 +51,7 @@ MAX_PAGE = 100
     summary="Recognise the digit in an uploaded image",
     description="Stores the upload and the prediction; the `Location` header names the new "
     "prediction.",
-    responses=problems(413, 415, 422, 503),
+    responses={201: {"links": ID_LINKS}, **problems(400, 413, 415, 422, 503)},
 )
 async def create_prediction(
     file: UploadField, service: ServiceDep, response: Response
@@ -43,7 +66,7 @@ async def create_prediction(
     summary="Recognise the digits in several images",
     description="One result per file, in order: a prediction (status 201) or the problem that "
     "stopped that file. Files are independent: one bad file does not fail the others.",
-    responses=problems(413, 422, 503),
+    responses=problems(400, 413, 422, 503),
 )
 async def create_predictions_batch(
     files: Annotated[list[UploadFile], File(description="the images, as repeated `files` fields")],
@@ -66,7 +89,12 @@ async def list_predictions(
     service: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=64, description="`next_cursor` of the previous page")
+        str | None,
+        Query(
+            max_length=64,
+            description="`next_cursor` of the previous page",
+            json_schema_extra={"pattern": CURSOR_PATTERN},  # anything else: 400 invalid-cursor
+        ),
     ] = None,
     digit: Annotated[int | None, Query(ge=0, le=9, description="only this predicted digit")] = None,
     labeled: Annotated[
@@ -76,13 +104,13 @@ async def list_predictions(
     return await service.history(limit=limit, cursor=cursor, digit=digit, labeled=labeled)
 
 
-@router.get("/{prediction_id}", summary="Get one prediction", responses=problems(404, 503))
+@router.get("/{prediction_id:uuid}", summary="Get one prediction", responses=problems(404, 503))
 async def get_prediction(prediction_id: PredictionId, service: ServiceDep) -> Prediction:
     return await service.get(prediction_id)
 
 
 @router.get(
-    "/{prediction_id}/image",
+    "/{prediction_id:uuid}/image",
     summary="Download the uploaded image",
     response_class=Response,
     responses={
@@ -100,7 +128,7 @@ async def get_prediction_image(prediction_id: PredictionId, service: ServiceDep)
 
 
 @router.get(
-    "/{prediction_id}/input.png",
+    "/{prediction_id:uuid}/input.png",
     summary="Download the 28x28 image the model saw",
     response_class=Response,
     responses={
@@ -114,10 +142,10 @@ async def get_prediction_input(prediction_id: PredictionId, service: ServiceDep)
 
 
 @router.put(
-    "/{prediction_id}/label",
+    "/{prediction_id:uuid}/label",
     summary="Correct a prediction",
     description="Records the true digit and when it was given, for analysis and retraining.",
-    responses=problems(404, 503),
+    responses=problems(400, 404, 413, 503),
 )
 async def set_prediction_label(
     prediction_id: PredictionId, body: LabelUpdate, service: ServiceDep
@@ -126,7 +154,7 @@ async def set_prediction_label(
 
 
 @router.delete(
-    "/{prediction_id}",
+    "/{prediction_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a prediction and its image",
     responses=problems(404, 503),
