@@ -446,7 +446,6 @@ def test_runtime_environment(runtime: Stage) -> None:
     env = env_of(runtime)
     assert env["MNIST_API_HOST"] == "0.0.0.0"
     assert int(env["MNIST_API_WORKERS"]) >= 1
-    assert env["TF_CPP_MIN_LOG_LEVEL"] == "2"
     assert PurePosixPath(env["MNIST_API_MODEL_PATH"]).is_absolute()
 
 
@@ -655,7 +654,9 @@ def test_api_publishes_the_port_it_serves_on(
     assert args.workers >= 1
     assert args.port in container_ports(api), f"the api publishes {container_ports(api)}"
     assert args.port in exposed, f"the image exposes {exposed}"
-    assert f":{args.port}/readyz" in str(api["healthcheck"]["test"])
+    healthcheck = str(api["healthcheck"]["test"])
+    assert "/readyz" in healthcheck
+    assert f":{args.port}/" in healthcheck or "MNIST_API_PORT" in healthcheck
 
 
 # Both files ------------------------------------------------------------------------------------
