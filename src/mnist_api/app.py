@@ -13,11 +13,9 @@ import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -26,6 +24,7 @@ from mnist_api.errors import install_handlers
 from mnist_api.inference import Batcher, Classifier, NoModel, PerRequestPredictor, Predictor
 from mnist_api.limits import BodyLimitMiddleware
 from mnist_api.metrics import Metrics, MetricsMiddleware
+from mnist_api.openapi import DESCRIPTION, TAGS, build_spec, with_servers
 from mnist_api.routes import health, legacy, predictions, web
 from mnist_api.service import PredictionService
 from mnist_api.settings import Settings, load_settings
@@ -34,29 +33,7 @@ from mnist_api.store.factory import make_store
 
 log = logging.getLogger("mnist_api")
 
-DESCRIPTION = """
-Recognises handwritten digits. Upload an image of one digit; the service turns it into MNIST's
-own format (28x28, white ink on black, centred by mass), runs a convolutional network trained on
-MNIST, stores the upload and the prediction, and answers with the digit and its probabilities.
-
-Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
-(`application/problem+json`).
-"""
-
-TAGS = [
-    {"name": "predictions", "description": "Upload digits, browse and correct the history."},
-    {"name": "operations", "description": "Health, readiness and metrics."},
-    {"name": "legacy", "description": "The original system's endpoint, kept for old clients."},
-]
-
-# Multipart bodies get names of their own instead of FastAPI's generated ``Body_...``.
 SWITCH_INTERVAL_S = 0.0005
-PROBLEM_REF = "#/components/schemas/Problem"
-BODY_SCHEMA_NAMES = {
-    "Body_create_prediction": "PredictionUpload",
-    "Body_create_predictions_batch": "BatchPredictionUpload",
-    "Body_upload_legacy": "LegacyUpload",
-}
 
 
 async def _predictor(settings: Settings, metrics: Metrics) -> Predictor:
@@ -89,54 +66,6 @@ def _ready_line(settings: Settings, predictor: Predictor, store: PredictionStore
         f"ready on http://{settings.host}:{settings.port}: model {model}, "
         f"store {store.name} ({store.location})"
     )
-
-
-def _mark_binary(schema: dict[str, Any]) -> None:
-    """OpenAPI 3.1 writes an upload as ``contentMediaType``; SDK generators look for
-    ``format: binary`` to type it as a file, so say both."""
-    for prop in schema.get("properties", {}).values():
-        for node in (prop, prop.get("items", {})):
-            if node.get("contentMediaType") == "application/octet-stream":
-                node["format"] = "binary"
-
-
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema:
-        return app.openapi_schema
-    spec = get_openapi(
-        title=app.title,
-        version=app.version,
-        description=app.description,
-        routes=app.routes,
-        tags=app.openapi_tags,
-    )
-    schemas = spec.get("components", {}).get("schemas", {})
-    for old, new in BODY_SCHEMA_NAMES.items():
-        if old in schemas:
-            schemas[new] = schemas.pop(old)
-            schemas[new]["title"] = new
-            _mark_binary(schemas[new])
-    for path in spec["paths"].values():
-        for operation in path.values():
-            for code, answer in operation.get("responses", {}).items():
-                content = answer.get("content", {})
-                if code == "422":  # validation errors are problem details too
-                    content.pop("application/json", None)
-                    content["application/problem+json"] = {"schema": {"$ref": PROBLEM_REF}}
-                elif (
-                    content.get("application/json", {}).get("schema", {}).get("$ref") == PROBLEM_REF
-                ):
-                    content["application/problem+json"] = content.pop("application/json")
-            body = operation.get("requestBody", {}).get("content", {})
-            for media in body.values():
-                ref = media.get("schema", {}).get("$ref", "")
-                name = ref.rsplit("/", 1)[-1]
-                if name in BODY_SCHEMA_NAMES:
-                    media["schema"]["$ref"] = f"#/components/schemas/{BODY_SCHEMA_NAMES[name]}"
-    for unused in ("HTTPValidationError", "ValidationError"):
-        schemas.pop(unused, None)
-    app.openapi_schema = spec
-    return spec
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -178,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name,
+        openapi_url=None,  # served by routes.web, with the address it was read from
         docs_url=None,  # served by routes.web from the package's own copies
         redoc_url=None,
     )
@@ -204,5 +134,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Location", "Retry-After"],
         )
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    local = settings.public_url or f"http://{settings.host}:{settings.port}"
+    app.openapi = lambda: with_servers(build_spec(app), local)  # type: ignore[method-assign]
     return app

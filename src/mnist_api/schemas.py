@@ -9,6 +9,8 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 Digit = Annotated[int, Field(ge=0, le=9, description="a digit, 0-9")]
+# A 64-bit float, said so: generators otherwise pick 32-bit floats (Go) or decimals (Java).
+Double = Annotated[float, Field(json_schema_extra={"format": "double"})]
 # A history cursor: the last id of a page (a time-based UUID's 16 bytes) in unpadded base64url.
 CURSOR_PATTERN = "^[A-Za-z0-9_-]{22}$"
 
@@ -54,8 +56,8 @@ class Prediction(BaseModel):
 
     id: UUID = Field(description="a time-based UUID (version 1)")
     digit: Digit = Field(description="the predicted digit")
-    confidence: float = Field(ge=0, le=1, description="the predicted digit's probability")
-    probabilities: list[float] = Field(
+    confidence: Double = Field(ge=0, le=1, description="the predicted digit's probability")
+    probabilities: list[Double] = Field(
         min_length=10, max_length=10, description="probability of each digit 0-9; sums to 1"
     )
     model_version: str = Field(description="version id of the model artifact that answered")

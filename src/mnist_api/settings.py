@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", min_length=1, description="address `mnist-api serve` binds")
     port: int = Field(8000, ge=1, le=65535, description="port `mnist-api serve` listens on")
     workers: int = Field(1, ge=1, le=64, description="server processes, each with its own model")
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="the address clients use (the spec's `servers`; default: the address each "
+        "request for the spec came to)",
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 503 answers")
 

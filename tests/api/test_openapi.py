@@ -533,3 +533,81 @@ def test_spec_builds_without_the_model(tmp_path: Path) -> None:
     spec = create_app(settings).openapi()
     assert spec["info"]["title"] == "MNIST digit recognition"
     assert not (tmp_path / "x.sqlite3").exists()
+
+
+# --- what typed SDKs need ----------------------------------------------------------------------
+
+
+def test_probabilities_are_64_bit_floats(spec: dict[str, Any]) -> None:
+    """Without a format, Go generators pick float32 and Java ones BigDecimal."""
+    prediction = spec["components"]["schemas"]["Prediction"]["properties"]
+    assert prediction["confidence"]["format"] == "double"
+    assert prediction["probabilities"]["items"] == {"type": "number", "format": "double"}
+
+
+def test_response_schemas_are_open_to_new_fields_and_request_bodies_are_not(
+    spec: dict[str, Any],
+) -> None:
+    """A client generated today must keep reading answers that carry a field added later;
+    strict generators (OpenAPI Generator's Java client) refuse unknown fields unless told."""
+    schemas = spec["components"]["schemas"]
+    answered = {
+        "Prediction", "ImageInfo", "PredictionPage", "Problem", "ValidationIssue",
+        "BatchItem", "BatchResult", "Health", "Readiness",
+    }  # fmt: skip
+    assert {name for name, schema in schemas.items() if schema.get("additionalProperties")} == (
+        answered
+    )
+    assert schemas["LabelUpdate"]["additionalProperties"] is False
+
+
+def test_headers_clients_read_are_declared(spec: dict[str, Any]) -> None:
+    created = spec["paths"]["/v1/predictions"]["post"]["responses"]["201"]
+    assert created["headers"]["Location"]["schema"]["type"] == "string"
+    unavailable = [
+        (path, method)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if "503" in operation.get("responses", {}) and path != "/readyz"
+    ]
+    assert len(unavailable) >= 9
+    for path, method in unavailable:
+        answer = spec["paths"][path][method]["responses"]["503"]
+        assert answer["headers"]["Retry-After"]["schema"]["type"] == "integer", (path, method)
+
+
+def test_links_lead_from_an_upload_to_what_can_be_done_with_its_id(spec: dict[str, Any]) -> None:
+    links = spec["paths"]["/v1/predictions"]["post"]["responses"]["201"]["links"]
+    operations = {link["operationId"] for link in links.values()}
+    assert operations == {
+        "get_prediction", "get_prediction_image", "get_prediction_input",
+        "set_prediction_label", "delete_prediction",
+    }  # fmt: skip
+    for link in links.values():
+        assert link["parameters"] == {"prediction_id": "$response.body#/id"}
+
+
+def test_built_document_names_the_configured_address(tmp_path: Path) -> None:
+    default = create_app(load_settings(model_path=tmp_path, inference_mode="off", store="none"))
+    assert default.openapi()["servers"][0]["url"] == "http://127.0.0.1:8000"
+    public = create_app(
+        load_settings(
+            model_path=tmp_path,
+            inference_mode="off",
+            store="none",
+            public_url="https://digits.example.org/",
+        )
+    )
+    assert public.openapi()["servers"][0]["url"] == "https://digits.example.org"
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_served_document_names_the_address_it_was_read_from(
+    client: httpx.AsyncClient,
+) -> None:
+    """A client generated from /openapi.json calls the server it came from; Swagger UI opened
+    on localhost calls localhost."""
+    served = (await client.get("/openapi.json")).json()
+    assert served["servers"] == [{"url": "http://test", "description": "this service"}]
+    other = (await client.get("http://localhost:8123/openapi.json")).json()
+    assert other["servers"][0]["url"] == "http://localhost:8123"

@@ -17,9 +17,18 @@ _DESCRIPTIONS = {
 }
 
 
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """Error responses documented with the problem-details schema."""
+    """Error responses documented with the problem-details schema (and ``Retry-After`` on 503)."""
     return {
         status: {"model": Problem, "description": _DESCRIPTIONS.get(status, "Error")}
+        | ({"headers": RETRY_AFTER} if status == 503 else {})
         for status in statuses
     }

@@ -51,7 +51,19 @@ ID_LINKS = {
     summary="Recognise the digit in an uploaded image",
     description="Stores the upload and the prediction; the `Location` header names the new "
     "prediction.",
-    responses={201: {"links": ID_LINKS}, **problems(400, 413, 415, 422, 503)},
+    responses={
+        201: {
+            "description": "The prediction, stored",
+            "links": ID_LINKS,
+            "headers": {
+                "Location": {
+                    "description": "the new prediction's address",
+                    "schema": {"type": "string", "format": "uri-reference"},
+                }
+            },
+        },
+        **problems(400, 413, 415, 422, 503),
+    },
 )
 async def create_prediction(
     file: UploadField, service: ServiceDep, response: Response

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from mnist_api.errors import PROBLEM_TYPES, NotFound
+from mnist_api.openapi import served_spec
 
 STATIC_DIR = Path(str(resources.files("mnist_api") / "static"))
 router = APIRouter(include_in_schema=False)
@@ -21,6 +22,12 @@ async def index() -> FileResponse:
 
 
 VENDOR = "/static/vendor"
+
+
+@router.get("/openapi.json")
+async def openapi_document(request: Request) -> JSONResponse:
+    settings = request.app.state.settings
+    return JSONResponse(served_spec(request.app, request, settings.public_url))
 
 
 @router.get("/docs")
