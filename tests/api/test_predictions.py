@@ -407,6 +407,7 @@ class TestOnePrediction:
         response = await client.delete(f"/v1/predictions/{created['id']}")
         assert response.status_code == 204
         assert response.content == b""
+        assert "content-type" not in response.headers
         assert (await client.get(f"/v1/predictions/{created['id']}")).status_code == 404
         assert (await client.get(f"/v1/predictions/{created['id']}/image")).status_code == 404
 

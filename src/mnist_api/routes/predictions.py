@@ -168,8 +168,10 @@ async def set_prediction_label(
 @router.delete(
     "/{prediction_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content type either
     summary="Delete a prediction and its image",
     responses=problems(404, 503),
 )
-async def delete_prediction(prediction_id: PredictionId, service: ServiceDep) -> None:
+async def delete_prediction(prediction_id: PredictionId, service: ServiceDep) -> Response:
     await service.delete(prediction_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
