@@ -239,11 +239,17 @@ async def store_latency(settings_overrides: dict[str, object], n: int) -> None:
     """Write and read latency of a store itself, from Python, without HTTP."""
     import hashlib
 
-    from mnist_api.settings import load_settings
-    from mnist_api.store.base import HistoryQuery, ImageMeta, PredictionRecord, id_time, new_id
-    from mnist_api.store.factory import make_store
+    from mnist_api.kernel.settings import load_settings
+    from mnist_api.predictions.records import (
+        HistoryQuery,
+        ImageMeta,
+        PredictionRecord,
+        id_time,
+        new_id,
+    )
+    from mnist_api.predictions.repository import open_repository
 
-    store = make_store(load_settings(**settings_overrides))  # type: ignore[arg-type]
+    store = open_repository(load_settings(**settings_overrides))  # type: ignore[arg-type]
     await store.open()
     image = bytes(range(256)) * 4  # about the size of a small PNG upload
     writes, reads, pages = [], [], []

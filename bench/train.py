@@ -16,8 +16,8 @@ TARGETS = {"cnn": (0.994, 600.0), "softmax": (0.915, None)}
 
 
 def main() -> int:
+    from mnist_core.runtime import import_tensorflow
     from mnist_train.data import load_mnist
-    from mnist_train.runtime import import_tensorflow
 
     import_tensorflow()
     from mnist_train.train import TrainConfig, train

@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from mnist_api.settings import Settings, load_settings, replication_map
+from mnist_api.kernel.settings import Settings, load_settings, replication_map
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

@@ -1,65 +1,52 @@
-"""``create_app()``: the FastAPI application and its lifespan.
+"""``create_app()``: the FastAPI application, wired from its subjects, and its lifespan.
 
-The lifespan loads the model artifact, warms the model up, starts the batcher and opens the store
-once, and closes them, in reverse order, on shutdown. Nothing happens at import time.
+The lifespan opens the resources once (the model registry, which loads and warms the model and
+starts the batcher; the prediction store; a small pool for image work), yields them as the
+typed ``State`` that requests see through one ``Annotated`` dependency each, and closes them in
+reverse order on shutdown. Nothing happens at import time, and nothing here tunes the process:
+that is ``mnist-api serve``'s business (``cli.serving_app``).
 """
 
 from __future__ import annotations
 
-import functools
-import gc
+import asyncio
 import logging
-import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypedDict
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 
-from mnist_api import __version__
-from mnist_api.errors import install_handlers
-from mnist_api.inference import Batcher, Classifier, NoModel, PerRequestPredictor, Predictor
-from mnist_api.limits import BodyLimitMiddleware
-from mnist_api.metrics import Metrics, MetricsMiddleware
+from mnist_api import __version__, operations, predictions, web
+from mnist_api.kernel.errors import install_handlers
+from mnist_api.kernel.limits import BodyLimitMiddleware
+from mnist_api.kernel.metrics import Metrics, MetricsMiddleware
+from mnist_api.kernel.settings import Settings, load_settings
+from mnist_api.models import ModelRegistry
 from mnist_api.openapi import DESCRIPTION, TAGS, build_spec, with_servers
-from mnist_api.routes import health, legacy, predictions, web
-from mnist_api.service import PredictionService
-from mnist_api.settings import Settings, load_settings
-from mnist_api.store import PredictionStore
-from mnist_api.store.factory import make_store
+from mnist_api.predictions import PredictionRepository, PredictionService, open_repository
 
 log = logging.getLogger("mnist_api")
 
-SWITCH_INTERVAL_S = 0.0005
+
+class State(TypedDict):
+    """What the lifespan yields: each request sees it as ``request.state``, and the
+    dependencies (``SettingsDep``, ``MetricsDep``, ``RegistryDep``, ``ServiceDep``) hand it out."""
+
+    settings: Settings
+    metrics: Metrics
+    registry: ModelRegistry
+    store: PredictionRepository
+    predictions: PredictionService
 
 
-async def _predictor(settings: Settings, metrics: Metrics) -> Predictor:
-    if settings.inference_mode == "off":
-        return NoModel()
-    classifier = await run_in_threadpool(
-        functools.partial(Classifier.load, settings.model_path, tf_threads=settings.tf_threads)
-    )
-    await run_in_threadpool(classifier.warm_up, settings.max_batch)
-    if settings.inference_mode == "predict":
-        return PerRequestPredictor(classifier, threads=settings.inference_threads)
-    return Batcher(
-        classifier,
-        metrics=metrics,
-        max_batch=settings.max_batch,
-        max_delay_ms=settings.max_delay_ms,
-        queue_size=settings.queue_size,
-        threads=settings.inference_threads,
-        timeout_s=settings.request_timeout_s,
-        retry_after_s=settings.retry_after_s,
-    )
-
-
-def _ready_line(settings: Settings, predictor: Predictor, store: PredictionStore) -> str:
-    accuracy = predictor.test_accuracy
-    model = predictor.version + (f" (test accuracy {accuracy:.2%})" if accuracy is not None else "")
+def _ready_line(settings: Settings, registry: ModelRegistry, store: PredictionRepository) -> str:
+    served = registry.served
+    accuracy = served.test_accuracy
+    model = served.version + (f" (test accuracy {accuracy:.2%})" if accuracy is not None else "")
     if settings.inference_mode != "batched":
         model += f", inference {settings.inference_mode}"
     return (
@@ -68,37 +55,38 @@ def _ready_line(settings: Settings, predictor: Predictor, store: PredictionStore
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, on_ready: Callable[[], None] | None = None
+) -> FastAPI:
+    """The app. ``on_ready`` runs once the resources are open (``mnist-api serve`` tunes the
+    process there); the tests build many apps in one process and pass nothing."""
     settings = settings or load_settings()
     metrics = Metrics()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with AsyncExitStack() as stack:
-            predictor = await _predictor(settings, metrics)
-            await predictor.start()
-            stack.push_async_callback(predictor.stop)
-            store = make_store(settings)
+            registry = ModelRegistry(settings, metrics)
+            await registry.open()
+            stack.push_async_callback(registry.close)
+            store = open_repository(settings)
             await store.open()
             stack.push_async_callback(store.close)
             # Few threads for image work: many would fight the event loop for the GIL.
             images = ThreadPoolExecutor(settings.image_threads, thread_name_prefix="images")
-            stack.callback(images.shutdown)
-            app.state.service = PredictionService(settings, predictor, store, metrics, images)
-            # Everything loaded so far (TensorFlow, the model) lives as long as the process:
-            # keep it out of the garbage collector's full passes, which would stall requests.
-            gc.collect()
-            gc.freeze()
-            # Threads that finish a model call or a database write wait for the event loop's
-            # thread to give up the GIL; the default 5 ms switch interval adds up to that to
-            # every hand-off, and a request makes several.
-            sys.setswitchinterval(SWITCH_INTERVAL_S)
-            log.info("%s", _ready_line(settings, predictor, store))
-            try:
-                yield
-            finally:
-                app.state.service = None
-                log.info("stopped")
+            stack.push_async_callback(asyncio.to_thread, images.shutdown, wait=True)
+            service = PredictionService(settings, registry, store, metrics, images)
+            if on_ready is not None:
+                on_ready()
+            log.info("%s", _ready_line(settings, registry, store))
+            yield State(
+                settings=settings,
+                metrics=metrics,
+                registry=registry,
+                store=store,
+                predictions=service,
+            )
+        log.info("stopped")
 
     app = FastAPI(
         title="MNIST digit recognition",
@@ -107,17 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=TAGS,
         lifespan=lifespan,
         generate_unique_id_function=lambda route: route.name,
-        openapi_url=None,  # served by routes.web, with the address it was read from
-        docs_url=None,  # served by routes.web from the package's own copies
+        openapi_url=None,  # served by web.routes, with the address it was read from
+        docs_url=None,  # served by web.routes from the package's own copies
         redoc_url=None,
     )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.service = None
     install_handlers(app)
     app.include_router(predictions.router)
-    app.include_router(legacy.router)
-    app.include_router(health.router)
+    app.include_router(predictions.legacy_router)
+    app.include_router(operations.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(

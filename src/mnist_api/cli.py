@@ -4,17 +4,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import logging.config
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnist_api import __version__
-from mnist_api.settings import Settings, SettingsError, load_settings
+from mnist_api.kernel.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("mnist_api")
+# Threads that finish a model call or a database write wait for the event loop's thread to give
+# up the GIL; the default 5 ms switch interval adds up to that to every hand-off, and a request
+# makes several.
+SWITCH_INTERVAL_S = 0.0005
+
+
+def _settle() -> None:
+    """Once the model and the store are loaded: everything so far lives as long as the process,
+    so keep it out of the garbage collector's full passes, which would stall requests."""
+    gc.collect()
+    gc.freeze()
+
+
+def serving_app() -> FastAPI:
+    """The app as ``mnist-api serve`` runs it, in each worker process: the process tuned for
+    serving, which an app built for tests leaves alone."""
+    from mnist_api.app import create_app
+
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    return create_app(load_settings(), on_ready=_settle)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,8 +69,8 @@ def _check_model(settings: Settings) -> None:
     """Fail before starting uvicorn when the artifact is missing or unreadable."""
     if settings.inference_mode == "off":
         return
-    from mnist_train.artifact import read_metadata
-    from mnist_train.errors import ArtifactError
+    from mnist_core.artifact import read_metadata
+    from mnist_core.errors import ArtifactError
 
     try:
         read_metadata(settings.model_path)
@@ -57,7 +81,7 @@ def _check_model(settings: Settings) -> None:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from mnist_api.logs import log_config
+    from mnist_api.kernel.logs import log_config
 
     given = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = load_settings(**{key: value for key, value in given.items() if value is not None})
@@ -84,15 +108,13 @@ def _serve(args: argparse.Namespace) -> None:
         "log_config": log_config(args.log_level),
     }
     if settings.workers > 1:
-        uvicorn.run("mnist_api.app:create_app", factory=True, workers=settings.workers, **common)
+        uvicorn.run("mnist_api.cli:serving_app", factory=True, workers=settings.workers, **common)
         return
-    from mnist_api.app import create_app
-
-    uvicorn.run(create_app(settings), **common)
+    uvicorn.run(serving_app(), **common)
 
 
 def _db(args: argparse.Namespace) -> None:
-    from mnist_api.store.migrations import run_command
+    from mnist_api.kernel.migrations import run_command
 
     settings = load_settings(store="cassandra")
     asyncio.run(run_command(settings, args.db_command))

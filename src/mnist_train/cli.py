@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mnist_core.errors import MnistError
+from mnist_core.model_types import MODEL_TYPES
+from mnist_core.runtime import import_tensorflow
 from mnist_train import __version__
-from mnist_train.errors import MnistTrainError
-from mnist_train.model_types import MODEL_TYPES
-from mnist_train.runtime import import_tensorflow
 
 DEFAULT_OUTPUT = Path("models")
 
@@ -85,7 +85,7 @@ def _train(args: argparse.Namespace) -> None:
 
     # Everything a person can get wrong is checked before TensorFlow loads (seconds of CPU).
     if args.output.exists() and not args.output.is_dir():
-        raise MnistTrainError(f"--output {args.output} exists and is not a folder")
+        raise MnistError(f"--output {args.output} exists and is not a folder")
     data = load_mnist(args.data_dir)
     import_tensorflow()
     from mnist_train.train import TrainConfig, train
@@ -108,13 +108,14 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from mnist_train.artifact import load_artifact
-    from mnist_train.data import load_mnist, scale
+    from mnist_core.artifact import load_artifact
+    from mnist_core.imaging import model_input
+    from mnist_train.data import load_mnist
     from mnist_train.evaluate import evaluate
 
     loaded = load_artifact(args.artifact)
     data = load_mnist(args.data_dir)
-    result = evaluate(loaded.model, scale(data.test_images), data.test_labels)
+    result = evaluate(loaded.model, model_input(data.test_images), data.test_labels)
     print(f"artifact: {loaded.path} ({loaded.metadata.model_type}, {loaded.metadata.version})")
     print(result.report())
 
@@ -122,18 +123,18 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from mnist_train.artifact import load_artifact
-    from mnist_train.imaging import from_bytes
+    from mnist_core.classifier import Classifier
+    from mnist_core.imaging import from_bytes
 
-    loaded = load_artifact(args.artifact)
+    classifier = Classifier.load(args.artifact)
     for path in args.images:
         try:
             pixels = from_bytes(path.read_bytes())
         except OSError as exc:
-            raise MnistTrainError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        except MnistTrainError as exc:
-            raise MnistTrainError(f"{path}: {exc}") from exc
-        probabilities = np.asarray(loaded.model(pixels[np.newaxis, :, :, np.newaxis] / 255.0))[0]
+            raise MnistError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except MnistError as exc:
+            raise MnistError(f"{path}: {exc}") from exc
+        probabilities = classifier.predict_batch(pixels[np.newaxis])[0]
         digit = int(np.argmax(probabilities))
         print(f"{path}: {digit} ({probabilities[digit] * 100:.1f}%)")
 
@@ -143,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict}
     try:
         handlers[args.command](args)
-    except MnistTrainError as exc:
+    except MnistError as exc:
         print(f"mnist-train: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

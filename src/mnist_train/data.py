@@ -242,8 +242,3 @@ def load_mnist(data_dir: Path | None = None, *, allow_download: bool = True) -> 
         checksums=checksums,
         data_dir=directory,
     )
-
-
-def scale(images: U8Array) -> npt.NDArray[np.float32]:
-    """uint8 N x 28 x 28 to float32 N x 28 x 28 x 1 in [0, 1], the models' input."""
-    return (images.astype(np.float32) / 255.0)[..., np.newaxis]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from mnist_train.model_types import MODEL_TYPES, ModelType
+from mnist_core.model_types import MODEL_TYPES, ModelType
 
 __all__ = ["MODEL_TYPES", "ModelType", "build", "build_cnn", "build_softmax"]
 INPUT_SHAPE = (28, 28, 1)

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mnist_train.artifact import ArtifactMetadata, save_artifact
+from mnist_core.artifact import ArtifactMetadata, save_artifact
+from mnist_core.imaging import model_input
+from mnist_core.model_types import ModelType
 from mnist_train.augment import augment_batch
-from mnist_train.data import Mnist, scale
+from mnist_train.data import Mnist
 from mnist_train.evaluate import Evaluation, evaluate
-from mnist_train.model_types import ModelType
 from mnist_train.models import build
 
 if TYPE_CHECKING:
@@ -90,8 +91,8 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
 
     # Load and scale.
     limit = config.train_examples or len(data.train_labels)
-    x_train, y_train = scale(data.train_images[:limit]), data.train_labels[:limit]
-    x_test, y_test = scale(data.test_images), data.test_labels
+    x_train, y_train = model_input(data.train_images[:limit]), data.train_labels[:limit]
+    x_test, y_test = model_input(data.test_images), data.test_labels
 
     # Build.
     model = build(config.model_type)

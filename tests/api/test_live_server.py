@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, api_env
+from tests.fixtures.servers import LiveServer, api_env
 
 STARTS = 10  # fresh starts of a multi-worker server on an empty SQLite path
 STARTS_WORKERS = 4
@@ -92,7 +92,7 @@ def test_serve_without_a_model_fails_with_one_line(tmp_path: Path) -> None:
 def test_invalid_settings_fail_fast(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
 ) -> None:
-    from mnist_api.settings import SettingsError, load_settings
+    from mnist_api.kernel.settings import SettingsError, load_settings
 
     monkeypatch.setenv(variable, value)
     with pytest.raises(SettingsError, match="invalid configuration") as caught:

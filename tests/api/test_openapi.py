@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from mnist_api.app import create_app
-from mnist_api.settings import load_settings
+from mnist_api.kernel.settings import load_settings
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"

@@ -16,9 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mnist_core.imaging import from_bytes
 from mnist_train.data import Mnist
-from mnist_train.imaging import from_bytes
-from tests.conftest import asgi_client, render, running_app
+from tests.fixtures.apps import asgi_client, running_app
+from tests.fixtures.data import render
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 PROBLEM = "application/problem+json"
@@ -507,14 +508,14 @@ class TestLoad:
 
 class TestStartup:
     async def test_missing_model_stops_startup_with_a_clear_message(self, tmp_path: Path) -> None:
-        from mnist_train.errors import ArtifactError
+        from mnist_core.errors import ArtifactError
 
         with pytest.raises(ArtifactError, match=r"no model artifact at .*mnist-train train"):
             async with running_app(tmp_path / "nowhere", sqlite_path=tmp_path / "x.sqlite3"):
                 pass
 
     async def test_incompatible_model_stops_startup(self, model_root: Path, tmp_path: Path) -> None:
-        from mnist_train.errors import ArtifactError
+        from mnist_core.errors import ArtifactError
 
         artifact = tmp_path / "artifact"
         source = model_root / (model_root / "LATEST").read_text().strip()

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, clean_env
+from tests.fixtures.servers import LiveServer, clean_env
 
 pytestmark = pytest.mark.slow
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Route, expect
 
-from tests.conftest import LiveServer
+from tests.fixtures.servers import LiveServer
 
 pytestmark = pytest.mark.browser
 

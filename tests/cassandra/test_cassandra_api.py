@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, asgi_client, running_app
+from tests.fixtures.apps import asgi_client, running_app
+from tests.fixtures.data import ROOT
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.cassandra]
 

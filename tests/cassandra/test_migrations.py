@@ -14,16 +14,15 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from mnist_api.store.migrations import (
+from mnist_api.kernel.cassandra import connect, disconnect, run
+from mnist_api.kernel.migrations import (
     MigrationError,
     Migrator,
-    connect,
     default_cql_dir,
-    disconnect,
     load_migrations,
-    run,
 )
-from tests.conftest import cassandra_settings, running_app
+from tests.fixtures.apps import running_app
+from tests.fixtures.cassandra import cassandra_settings
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.cassandra]
 
@@ -33,16 +32,16 @@ async def keyspace() -> AsyncIterator[str]:
     """An empty keyspace name, dropped afterwards."""
     name = f"mnist_mig_{secrets.token_hex(4)}"
     yield name
-    cluster, session = await connect(cassandra_settings(name), keyspace=None, wait_s=5)  # type: ignore[arg-type]
+    cluster, session = await connect(cassandra_settings(name), keyspace=None, wait_s=5)
     await run(session, f"DROP KEYSPACE IF EXISTS {name}")
     await disconnect(cluster, session)
 
 
 async def migrator(keyspace: str, cql_dir: Path | None = None) -> tuple[object, object, Migrator]:
     settings = cassandra_settings(keyspace)
-    cluster, session = await connect(settings, keyspace=None, wait_s=5)  # type: ignore[arg-type]
+    cluster, session = await connect(settings, keyspace=None, wait_s=5)
     migrations = load_migrations(cql_dir or default_cql_dir())
-    return cluster, session, Migrator(settings, session, migrations)  # type: ignore[arg-type]
+    return cluster, session, Migrator(settings, session, migrations)
 
 
 class TestUpgrade:

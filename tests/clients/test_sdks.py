@@ -30,7 +30,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, LiveServer, clean_env
+from tests.fixtures.data import ROOT
+from tests.fixtures.servers import LiveServer, clean_env
 
 pytestmark = pytest.mark.slow
 CLIENTS = ROOT / "clients"

@@ -1,5 +1,5 @@
-"""The contract every ``PredictionStore`` must keep, run against SQLite and a real Cassandra node
-alike."""
+"""The contract every ``PredictionRepository`` must keep, run against SQLite and a real
+Cassandra node alike."""
 
 from __future__ import annotations
 
@@ -14,9 +14,19 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from mnist_api.store import HistoryQuery, PredictionRecord, PredictionStore
-from mnist_api.store.base import UUID_EPOCH_OFFSET, ImageMeta, id_time, new_id
-from tests.conftest import cassandra_settings
+from mnist_api.kernel.cassandra import run
+from mnist_api.predictions.records import (
+    UUID_EPOCH_OFFSET,
+    HistoryQuery,
+    ImageMeta,
+    PredictionRecord,
+    id_time,
+    new_id,
+)
+from mnist_api.predictions.repository import PredictionRepository
+from mnist_api.predictions.repository.cassandra import CassandraRepository
+from mnist_api.predictions.repository.sqlite import SqliteRepository
+from tests.fixtures.cassandra import cassandra_settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -51,23 +61,9 @@ def record(digit: int = 7, *, prediction_id: uuid.UUID | None = None) -> Predict
     )
 
 
-@pytest_asyncio.fixture(params=["sqlite", "cassandra"], loop_scope="session")
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, cassandra_keyspace: str
-) -> AsyncIterator[PredictionStore]:
-    if request.param == "sqlite":
-        from mnist_api.store.sqlite import SqliteStore
-
-        impl: PredictionStore = SqliteStore(tmp_path / "contract.sqlite3")
-    else:
-        from mnist_api.store.cassandra import CassandraStore
-        from mnist_api.store.migrations import run
-
-        impl = CassandraStore(cassandra_settings(cassandra_keyspace))  # type: ignore[arg-type]
-        await impl.open()
-        for table in ("predictions", "predictions_by_day", "prediction_days", "prediction_images"):
-            await run(impl._session, f"TRUNCATE {cassandra_keyspace}.{table}")
-        await impl.close()
+@pytest_asyncio.fixture(loop_scope="session")
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[PredictionRepository]:
+    impl = SqliteRepository(tmp_path / "contract.sqlite3")
     await impl.open()
     try:
         yield impl
@@ -75,7 +71,32 @@ async def store(
         await impl.close()
 
 
-async def all_pages(store: PredictionStore, **filters: object) -> list[PredictionRecord]:
+@pytest_asyncio.fixture(loop_scope="session")
+async def cassandra_store(cassandra_keyspace: str) -> AsyncIterator[PredictionRepository]:
+    impl = CassandraRepository(cassandra_settings(cassandra_keyspace))
+    await impl.open()
+    try:
+        for table in ("predictions", "predictions_by_day", "prediction_days", "prediction_images"):
+            await run(impl._session, f"TRUNCATE {cassandra_keyspace}.{table}")
+        yield impl
+    finally:
+        await impl.close()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite_store", id="sqlite"),
+        pytest.param("cassandra_store", id="cassandra", marks=pytest.mark.cassandra),
+    ]
+)
+def store(request: pytest.FixtureRequest) -> PredictionRepository:
+    """Each store in turn; only the Cassandra one needs the node (and Java):
+    ``pytest -m "not cassandra" tests/store`` runs the SQLite half alone."""
+    impl: PredictionRepository = request.getfixturevalue(request.param)
+    return impl
+
+
+async def all_pages(store: PredictionRepository, **filters: object) -> list[PredictionRecord]:
     seen: list[PredictionRecord] = []
     before = None
     for _ in range(1000):
@@ -88,7 +109,7 @@ async def all_pages(store: PredictionStore, **filters: object) -> list[Predictio
 
 
 class TestInsertAndGet:
-    async def test_round_trip_keeps_every_field(self, store: PredictionStore) -> None:
+    async def test_round_trip_keeps_every_field(self, store: PredictionRepository) -> None:
         rec = record(3)
         image = bytes(range(256)) * 4000  # about 1 MB with every byte value
         await store.insert(rec, image)
@@ -99,11 +120,11 @@ class TestInsertAndGet:
         assert stored.content_type == "image/png"
         assert stored.data == image
 
-    async def test_unknown_id_is_none(self, store: PredictionStore) -> None:
+    async def test_unknown_id_is_none(self, store: PredictionRepository) -> None:
         assert await store.get(new_id()) is None
         assert await store.get_image(new_id()) is None
 
-    async def test_concurrent_inserts_are_all_kept(self, store: PredictionStore) -> None:
+    async def test_concurrent_inserts_are_all_kept(self, store: PredictionRepository) -> None:
         records = [record(i % 10) for i in range(60)]
         await asyncio.gather(*(store.insert(r, b"img") for r in records))
         found = await asyncio.gather(*(store.get(r.id) for r in records))
@@ -111,7 +132,7 @@ class TestInsertAndGet:
 
 
 class TestHistory:
-    async def test_newest_first_and_every_item_once(self, store: PredictionStore) -> None:
+    async def test_newest_first_and_every_item_once(self, store: PredictionRepository) -> None:
         records = [record(i % 10) for i in range(23)]
         for r in records:
             await store.insert(r, b"img")
@@ -128,7 +149,7 @@ class TestHistory:
         listed = [r.id for p in pages for r in p]
         assert listed == [r.id for r in reversed(records)]
 
-    async def test_exact_multiple_of_limit_ends_cleanly(self, store: PredictionStore) -> None:
+    async def test_exact_multiple_of_limit_ends_cleanly(self, store: PredictionRepository) -> None:
         for i in range(4):
             await store.insert(record(i), b"img")
         first = await store.history(HistoryQuery(limit=2))
@@ -136,7 +157,7 @@ class TestHistory:
         assert len(second.items) == 2
         assert second.next_before is None
 
-    async def test_paging_is_stable_while_uploads_arrive(self, store: PredictionStore) -> None:
+    async def test_paging_is_stable_while_uploads_arrive(self, store: PredictionRepository) -> None:
         originals = [record(i % 10) for i in range(30)]
         for r in originals:
             await store.insert(r, b"img")
@@ -158,7 +179,7 @@ class TestHistory:
         assert [i for i in listed if i in set(expected)] == expected
         assert listed[-len(expected) :] == expected
 
-    async def test_steps_across_day_partitions(self, store: PredictionStore) -> None:
+    async def test_steps_across_day_partitions(self, store: PredictionRepository) -> None:
         now = datetime.now(UTC)
         moments = [now - timedelta(days=d, minutes=m) for d in (0, 1, 9, 40) for m in (1, 2, 3)]
         records = [record(3, prediction_id=id_at(t)) for t in moments]
@@ -167,7 +188,7 @@ class TestHistory:
         listed = await all_pages(store, limit=2)
         assert [r.id for r in listed] == [r.id for r in records]  # moments are newest first
 
-    async def test_filters_by_digit_and_label(self, store: PredictionStore) -> None:
+    async def test_filters_by_digit_and_label(self, store: PredictionRepository) -> None:
         records = [record(i % 3) for i in range(18)]
         for r in records:
             await store.insert(r, b"img")
@@ -186,7 +207,7 @@ class TestHistory:
 
 
 class TestLabel:
-    async def test_label_and_time_are_kept(self, store: PredictionStore) -> None:
+    async def test_label_and_time_are_kept(self, store: PredictionRepository) -> None:
         rec = record(1)
         await store.insert(rec, b"img")
         at = datetime(2026, 11, 24, 9, 30, 0, 123000, tzinfo=UTC)
@@ -197,7 +218,7 @@ class TestLabel:
         listed = await store.history(HistoryQuery(limit=5))
         assert listed.items[0].label == 7
 
-    async def test_relabel_replaces(self, store: PredictionStore) -> None:
+    async def test_relabel_replaces(self, store: PredictionRepository) -> None:
         rec = record(1)
         await store.insert(rec, b"img")
         await store.set_label(rec.id, 7, datetime.now(UTC))
@@ -205,13 +226,13 @@ class TestLabel:
         assert updated is not None
         assert updated.label == 4
 
-    async def test_unknown_id(self, store: PredictionStore) -> None:
+    async def test_unknown_id(self, store: PredictionRepository) -> None:
         assert await store.set_label(new_id(), 3, datetime.now(UTC)) is None
         assert await all_pages(store, limit=5) == []
 
 
 class TestDelete:
-    async def test_delete_removes_everywhere(self, store: PredictionStore) -> None:
+    async def test_delete_removes_everywhere(self, store: PredictionRepository) -> None:
         keep, gone = record(2), record(8)
         await store.insert(keep, b"keep")
         await store.insert(gone, b"gone")
@@ -221,5 +242,5 @@ class TestDelete:
         assert [r.id for r in await all_pages(store, limit=10)] == [keep.id]
         assert await store.delete(gone.id) is False
 
-    async def test_ping(self, store: PredictionStore) -> None:
+    async def test_ping(self, store: PredictionRepository) -> None:
         await store.ping()

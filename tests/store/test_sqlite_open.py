@@ -15,10 +15,10 @@ ROUNDS = 15
 
 
 def _open_at_once(path: str, barrier: Barrier) -> None:
-    from mnist_api.store.sqlite import SqliteStore
+    from mnist_api.predictions.repository.sqlite import SqliteRepository
 
     async def main() -> None:
-        store = SqliteStore(Path(path))
+        store = SqliteRepository(Path(path))
         barrier.wait(timeout=30)
         await store.open()
         try:
@@ -53,12 +53,12 @@ def test_workers_creating_the_database_together_all_open_it(tmp_path: Path) -> N
 async def test_a_database_from_a_newer_service_is_refused(tmp_path: Path) -> None:
     import sqlite3
 
-    from mnist_api.store import StoreError
-    from mnist_api.store.sqlite import SCHEMA_VERSION, SqliteStore
+    from mnist_api.kernel.database import StoreError
+    from mnist_api.predictions.repository.sqlite import SCHEMA_VERSION, SqliteRepository
 
     path = tmp_path / "newer.sqlite3"
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
-    store = SqliteStore(path)
+    store = SqliteRepository(path)
     with pytest.raises(StoreError, match="newer than this service"):
         await store.open()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import clean_env
+from tests.fixtures.servers import clean_env
 
 pytestmark = pytest.mark.slow
 # TensorFlow's C++ logging (absl), as in "I0000 00:00:... port.cc:153] oneDNN custom operations".

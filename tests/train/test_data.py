@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_core.errors import MnistError
+from mnist_core.imaging import model_input
 from mnist_train.data import (
     FILES,
     TEST_IMAGES,
@@ -27,9 +29,8 @@ from mnist_train.data import (
     download,
     load_file,
     load_mnist,
-    scale,
 )
-from mnist_train.errors import DataError, MnistTrainError
+from mnist_train.errors import DataError
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -106,7 +107,7 @@ def test_checksums_are_the_published_ones(
 
 
 def test_scale_gives_model_input(mnist: Mnist) -> None:
-    scaled = scale(mnist.test_images[:50])
+    scaled = model_input(mnist.test_images[:50])
     assert scaled.shape == (50, 28, 28, 1)
     assert scaled.dtype == np.float32
     assert float(scaled.min()) == 0.0
@@ -277,7 +278,7 @@ def test_corrupt_file_reported_through_load_mnist(tmp_path: Path, mnist_dir: Pat
     with pytest.raises(DataError, match="magic number") as caught:
         load_mnist(folder, allow_download=False)
     assert str(folder / TEST_LABELS.stem) in str(caught.value)
-    assert isinstance(caught.value, MnistTrainError)
+    assert isinstance(caught.value, MnistError)
 
 
 # Missing files and downloads.

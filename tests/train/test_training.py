@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_train.artifact import load_artifact
+from mnist_core.artifact import load_artifact
+from mnist_core.imaging import model_input
 from mnist_train.augment import Augmentation, augment_batch
-from mnist_train.data import Mnist, scale
+from mnist_train.data import Mnist
 from mnist_train.train import TrainConfig, TrainResult, train
 
 CHANCE = 0.1
@@ -103,7 +104,7 @@ def test_another_seed_another_model(
     from dataclasses import replace
 
     other = train(replace(softmax_config, seed=softmax_config.seed + 1), mnist, tmp_path)
-    x = scale(mnist.test_images[:200])
+    x = model_input(mnist.test_images[:200])
     a = load_artifact(softmax_run.artifact_dir).model.predict(x, verbose=0)
     b = load_artifact(other.artifact_dir).model.predict(x, verbose=0)
     assert float(np.abs(a - b).max()) > 1e-3
@@ -115,7 +116,7 @@ def test_another_seed_another_model(
 
 @pytest.fixture(scope="module")
 def batch(mnist: Mnist) -> tf.Tensor:
-    return tf.constant(scale(mnist.train_images[:64]))
+    return tf.constant(model_input(mnist.train_images[:64]))
 
 
 def test_augment_keeps_shape_type_and_range(batch: tf.Tensor) -> None:

@@ -1,0 +1,22 @@
+"""``Annotated`` dependencies for the kernel's resources, taken from the lifespan's state."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from mnist_api.kernel.metrics import Metrics
+from mnist_api.kernel.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return cast(Settings, request.state.settings)
+
+
+def get_metrics(request: Request) -> Metrics:
+    return cast(Metrics, request.state.metrics)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]

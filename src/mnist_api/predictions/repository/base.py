@@ -1,0 +1,39 @@
+"""The ``PredictionRepository`` protocol every store implements. Stores raise the kernel's
+``StoreError``, and ``StoreUnavailableError`` when their database cannot be reached."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from mnist_api.predictions.records import HistoryPage, HistoryQuery, PredictionRecord, StoredImage
+
+
+@runtime_checkable
+class PredictionRepository(Protocol):
+    """Where predictions live. Every method is async and never blocks the event loop; a
+    backend that cannot be reached raises ``StoreUnavailableError``."""
+
+    name: str
+    location: str  # where the data lives, for people reading the logs
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def insert(self, record: PredictionRecord, image: bytes) -> None: ...
+
+    async def get(self, prediction_id: uuid.UUID) -> PredictionRecord | None: ...
+
+    async def get_image(self, prediction_id: uuid.UUID) -> StoredImage | None: ...
+
+    async def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+    async def set_label(
+        self, prediction_id: uuid.UUID, label: int, labeled_at: datetime
+    ) -> PredictionRecord | None: ...
+
+    async def delete(self, prediction_id: uuid.UUID) -> bool: ...

@@ -1,0 +1,213 @@
+"""``/v1/predictions``: upload, history, one prediction, its images, its label; and the
+original system's ``/upload``, kept so that
+``curl -XPOST http://HOST:PORT/upload -F "file=@digit.png"`` keeps working.
+
+Routes are thin: they take the request apart, call the service, and make the HTTP schemas from
+the records it returns."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
+
+from mnist_api.kernel.errors import TooManyFiles, problem_responses
+from mnist_api.predictions.cursor import decode_cursor, encode_cursor
+from mnist_api.predictions.dependencies import ServiceDep
+from mnist_api.predictions.schemas import (
+    CURSOR_PATTERN,
+    BatchItem,
+    BatchResult,
+    LabelUpdate,
+    Prediction,
+    PredictionPage,
+)
+
+router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
+legacy_router = APIRouter(tags=["legacy"])
+
+UploadField = Annotated[
+    UploadFile,
+    File(description="an image of one handwritten digit: PNG, JPEG, GIF, BMP, WebP or TIFF"),
+]
+# ``{prediction_id:uuid}`` in the paths: only a UUID reaches these routes, so another word in its
+# place (``GET /v1/predictions/batch``) is a path of its own: 405 there, 404 anywhere else.
+PredictionId = Annotated[UUID, Path(description="the prediction's id")]
+MAX_PAGE = 100
+# OpenAPI links: what a client (or a stateful test generator) can do with a new prediction's id.
+ID_LINKS = {
+    operation: {
+        "operationId": operation,
+        "parameters": {"prediction_id": "$response.body#/id"},
+        "description": f"`id` of the answer as `prediction_id` of `{operation}`",
+    }
+    for operation in (
+        "get_prediction",
+        "get_prediction_image",
+        "get_prediction_input",
+        "set_prediction_label",
+        "delete_prediction",
+    )
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Recognise the digit in an uploaded image",
+    description="Stores the upload and the prediction; the `Location` header names the new "
+    "prediction.",
+    responses={
+        201: {
+            "description": "The prediction, stored",
+            "links": ID_LINKS,
+            "headers": {
+                "Location": {
+                    "description": "the new prediction's address",
+                    "schema": {"type": "string", "format": "uri-reference"},
+                }
+            },
+        },
+        **problem_responses(400, 413, 415, 422, 503),
+    },
+)
+async def create_prediction(
+    file: UploadField, service: ServiceDep, response: Response
+) -> Prediction:
+    record = await service.predict(file)
+    response.headers["Location"] = f"/v1/predictions/{record.id}"
+    return Prediction.of(record)
+
+
+@router.post(
+    "/batch",
+    summary="Recognise the digits in several images",
+    description="One result per file, in order: a prediction (status 201) or the problem that "
+    "stopped that file. Files are independent: one bad file does not fail the others.",
+    responses=problem_responses(400, 413, 422, 503),
+)
+async def create_predictions_batch(
+    files: Annotated[list[UploadFile], File(description="the images, as repeated `files` fields")],
+    service: ServiceDep,
+) -> BatchResult:
+    limit = service.max_batch_files
+    if len(files) > limit:
+        raise TooManyFiles(f"{len(files)} files sent; a batch takes at most {limit}")
+    items = []
+    for outcome in await service.predict_many(list(files)):
+        if outcome.record is not None:
+            prediction = Prediction.of(outcome.record)
+            items.append(BatchItem(filename=outcome.filename, status=201, prediction=prediction))
+        elif outcome.error is not None:
+            error = outcome.error
+            items.append(
+                BatchItem(filename=outcome.filename, status=error.status, problem=error.problem())
+            )
+    return BatchResult(items=items)
+
+
+@router.get(
+    "",
+    summary="List past predictions, newest first",
+    description="Keyset paging: pass `next_cursor` as `cursor` to continue. Pages stay stable "
+    "while new uploads arrive: nothing is skipped or repeated.",
+    responses=problem_responses(400, 503),
+)
+async def list_predictions(
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="`next_cursor` of the previous page",
+            json_schema_extra={"pattern": CURSOR_PATTERN},  # anything else: 400 invalid-cursor
+        ),
+    ] = None,
+    digit: Annotated[int | None, Query(ge=0, le=9, description="only this predicted digit")] = None,
+    labeled: Annotated[
+        bool | None, Query(description="true: only corrected ones; false: only uncorrected")
+    ] = None,
+) -> PredictionPage:
+    before = decode_cursor(cursor) if cursor is not None else None
+    page = await service.history(limit=limit, before=before, digit=digit, labeled=labeled)
+    return PredictionPage(
+        items=[Prediction.of(record) for record in page.items],
+        next_cursor=encode_cursor(page.next_before) if page.next_before else None,
+    )
+
+
+@router.get(
+    "/{prediction_id:uuid}", summary="Get one prediction", responses=problem_responses(404, 503)
+)
+async def get_prediction(prediction_id: PredictionId, service: ServiceDep) -> Prediction:
+    return Prediction.of(await service.get(prediction_id))
+
+
+@router.get(
+    "/{prediction_id:uuid}/image",
+    summary="Download the uploaded image",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/*": {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(404, 503),
+    },
+)
+async def get_prediction_image(prediction_id: PredictionId, service: ServiceDep) -> Response:
+    image = await service.image(prediction_id)
+    return Response(
+        image.data,
+        media_type=image.content_type,
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+@router.get(
+    "/{prediction_id:uuid}/input.png",
+    summary="Download the 28x28 image the model saw",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(404, 503),
+    },
+)
+async def get_prediction_input(prediction_id: PredictionId, service: ServiceDep) -> Response:
+    png = await service.input_png(prediction_id)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.put(
+    "/{prediction_id:uuid}/label",
+    summary="Correct a prediction",
+    description="Records the true digit and when it was given, for analysis and retraining.",
+    responses=problem_responses(400, 404, 413, 503),
+)
+async def set_prediction_label(
+    prediction_id: PredictionId, body: LabelUpdate, service: ServiceDep
+) -> Prediction:
+    return Prediction.of(await service.label(prediction_id, body.label))
+
+
+@router.delete(
+    "/{prediction_id:uuid}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # no body, so no content type either
+    summary="Delete a prediction and its image",
+    responses=problem_responses(404, 503),
+)
+async def delete_prediction(prediction_id: PredictionId, service: ServiceDep) -> Response:
+    await service.delete(prediction_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@legacy_router.post(
+    "/upload",
+    deprecated=True,
+    summary="Recognise an uploaded digit (original endpoint)",
+    description="Same as `POST /v1/predictions` but answers 200, as the original service did. "
+    "New clients should use `POST /v1/predictions`.",
+    responses={200: {"links": ID_LINKS}, **problem_responses(400, 413, 415, 422, 503)},
+)
+async def upload_legacy(file: UploadField, service: ServiceDep) -> Prediction:
+    return Prediction.of(await service.predict(file))

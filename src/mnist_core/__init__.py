@@ -1,0 +1,10 @@
+"""The model core that training and serving share, so the two cannot drift apart.
+
+- ``imaging``: any image to a 28x28 input in MNIST's own format, and inputs to model tensors;
+- ``artifact``: the versioned model artifact (format, metadata, loading and saving);
+- ``classifier``: a loaded artifact with its forward pass compiled once, for batches;
+- ``runtime``: TensorFlow, imported once and quietly;
+- ``errors``: the errors a person is shown as one line.
+
+It imports neither ``mnist_train`` nor ``mnist_api``.
+"""

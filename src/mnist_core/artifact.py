@@ -1,0 +1,198 @@
+"""The versioned model artifact: a directory with the Keras model and ``metadata.json``.
+
+Layout under an output root::
+
+    models/
+      LATEST                      # the version id of the newest artifact
+      cnn-20261124T090000Z-1a2b3c4d/
+        model.keras
+        metadata.json
+
+The API loads exactly this. ``load_artifact`` accepts an artifact directory or a root holding
+``LATEST``, and refuses anything incomplete or of an unknown format with a clear error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mnist_core.errors import ArtifactError
+from mnist_core.model_types import ModelType
+from mnist_core.runtime import import_tensorflow
+
+if TYPE_CHECKING:
+    import keras
+
+ARTIFACT_FORMAT: Literal["mnist-artifact/1"] = "mnist-artifact/1"
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+LATEST_FILE = "LATEST"
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    optimizer: str
+    seed: int
+    train_examples: int
+    augmentation: bool
+
+
+class ArtifactMetadata(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    format: Literal["mnist-artifact/1"] = ARTIFACT_FORMAT
+    version: str
+    model_type: ModelType
+    hyperparameters: Hyperparameters
+    test_accuracy: float = Field(ge=0, le=1)
+    per_class_accuracy: list[float] = Field(min_length=10, max_length=10)
+    training_seconds: float
+    tensorflow_version: str
+    keras_version: str
+    data_checksums: dict[str, str]
+    created_at: datetime
+    input_shape: tuple[int, int, int] = (28, 28, 1)
+    input_polarity: Literal["white-on-black"] = "white-on-black"
+    model_sha256: str
+
+
+@dataclass(frozen=True)
+class LoadedArtifact:
+    path: Path
+    metadata: ArtifactMetadata
+    model: keras.Model
+
+
+def new_version(model_type: ModelType, created_at: datetime, model_sha256: str) -> str:
+    return f"{model_type}-{created_at.strftime('%Y%m%dT%H%M%SZ')}-{model_sha256[:8]}"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def resolve(path: Path) -> Path:
+    """The artifact directory that ``path`` names: itself, or the one its ``LATEST`` points to."""
+    if (path / METADATA_FILE).exists() or (path / MODEL_FILE).exists():
+        return path
+    latest = path / LATEST_FILE
+    if latest.is_file():
+        version = latest.read_text(encoding="utf-8").strip()
+        if not version or "/" in version or version.startswith("."):
+            raise ArtifactError(f"{latest} does not name an artifact")
+        return path / version
+    if not path.exists():
+        raise ArtifactError(f"no model artifact at {path}: train one with `mnist-train train`")
+    raise ArtifactError(
+        f"{path} is not a model artifact (no {METADATA_FILE}, {MODEL_FILE} or {LATEST_FILE})"
+    )
+
+
+def read_metadata(path: Path) -> tuple[Path, ArtifactMetadata]:
+    """Resolve ``path`` and validate its metadata and files without loading TensorFlow."""
+    directory = resolve(path)
+    meta_path, model_path = directory / METADATA_FILE, directory / MODEL_FILE
+    for required in (meta_path, model_path):
+        if not required.is_file():
+            raise ArtifactError(f"incomplete artifact {directory}: {required.name} is missing")
+    try:
+        raw = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{meta_path} is not readable JSON: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("format") != ARTIFACT_FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        raise ArtifactError(
+            f"{directory} has artifact format {found!r}; this version reads {ARTIFACT_FORMAT!r}"
+        )
+    try:
+        metadata = ArtifactMetadata.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ArtifactError(f"{meta_path} is invalid at {where}: {first['msg']}") from exc
+    if file_sha256(model_path) != metadata.model_sha256:
+        raise ArtifactError(f"{model_path} does not match the checksum in {METADATA_FILE}")
+    return directory, metadata
+
+
+def load_artifact(path: Path) -> LoadedArtifact:
+    """Load the Keras model and metadata of the artifact at ``path``."""
+    directory, metadata = read_metadata(path)
+    import_tensorflow()  # only once the artifact is known to be complete
+    import keras
+
+    try:
+        model = keras.saving.load_model(directory / MODEL_FILE, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise ArtifactError(f"cannot load {directory / MODEL_FILE}: {exc}") from exc
+    if tuple(model.input_shape[1:]) != metadata.input_shape or model.output_shape[-1] != 10:
+        raise ArtifactError(
+            f"{directory}: model shapes {model.input_shape} -> {model.output_shape} "
+            "do not fit 28x28x1 -> 10"
+        )
+    return LoadedArtifact(directory, metadata, model)
+
+
+def save_artifact(
+    model: keras.Model,
+    output_root: Path,
+    *,
+    model_type: ModelType,
+    build_metadata: dict[str, object],
+    created_at: datetime | None = None,
+) -> tuple[Path, ArtifactMetadata]:
+    """Write ``model`` and its metadata under ``output_root`` and point ``LATEST`` at it.
+
+    The artifact is written to a temporary directory and renamed into place, so a crash never
+    leaves a half-written artifact under its final name.
+    """
+    created = (created_at or datetime.now(UTC)).replace(microsecond=0)
+    staging = output_root / f".staging-{created.strftime('%Y%m%dT%H%M%S')}-{id(model)}"
+    try:
+        output_root.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        model.save(staging / MODEL_FILE)
+        model_sha = file_sha256(staging / MODEL_FILE)
+        version = new_version(model_type, created, model_sha)
+        metadata = ArtifactMetadata.model_validate(
+            {
+                **build_metadata,
+                "version": version,
+                "model_type": model_type,
+                "created_at": created,
+                "model_sha256": model_sha,
+            }
+        )
+        (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2) + "\n", "utf-8")
+        final = output_root / version
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write the artifact under {output_root}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    latest_tmp = output_root / f".{LATEST_FILE}.tmp"
+    try:
+        latest_tmp.write_text(version + "\n", encoding="utf-8")
+        latest_tmp.replace(output_root / LATEST_FILE)
+    except OSError as exc:
+        raise ArtifactError(f"cannot update {output_root / LATEST_FILE}: {exc}") from exc
+    return final, metadata

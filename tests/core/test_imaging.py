@@ -1,0 +1,460 @@
+"""Images to MNIST-style 28x28 inputs: polarity, size, centring, EXIF orientation, transparency,
+every mode and format we take, clear refusals of everything else, and real MNIST digits drawn as
+uploads coming back as (nearly) themselves."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image
+
+from mnist_core.errors import ImageError, MnistError
+from mnist_core.imaging import (
+    BOX,
+    SIDE,
+    ImageTooLargeError,
+    InvalidImageError,
+    NoInkError,
+    UnsupportedImageError,
+    decode,
+    from_bytes,
+    model_input,
+    to_mnist,
+    to_png,
+)
+from mnist_train.data import Mnist
+
+# Keras 3.15 on TensorFlow 2.21 with NumPy 2 warns from inside ``predict`` (TF tensors'
+# ``__array__`` lacks the ``copy`` keyword); that is theirs, not ours, and must not fail the run.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+
+Pixels = npt.NDArray[np.uint8]
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def picture(golden: dict[int, bytes], digit: int) -> Image.Image:
+    """The golden digit: a real MNIST test digit, dark on light, 280x280, mode L."""
+    image = Image.open(io.BytesIO(golden[digit]))
+    image.load()
+    assert image.mode == "L"
+    return image
+
+
+def mad(a: Pixels, b: Pixels) -> float:
+    """Mean absolute difference, in grey levels (0-255)."""
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean())
+
+
+def mad_up_to_a_pixel(a: Pixels, b: Pixels) -> float:
+    """The smallest mean absolute difference over shifts of b by at most one pixel."""
+    return min(mad(a, np.roll(b, (dy, dx), axis=(0, 1))) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def ink_box(pixels: Pixels) -> tuple[int, int]:
+    rows = np.flatnonzero(pixels.max(axis=1) > 0)
+    cols = np.flatnonzero(pixels.max(axis=0) > 0)
+    return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)
+
+
+def centre_of_mass(pixels: Pixels) -> tuple[float, float]:
+    values = pixels.astype(np.float64)
+    ys, xs = np.mgrid[0:SIDE, 0:SIDE]
+    return float((values * ys).sum() / values.sum()), float((values * xs).sum() / values.sum())
+
+
+def iou(a: Pixels, b: Pixels) -> float:
+    """Overlap of the strokes (pixels above half intensity)."""
+    ma, mb = a >= 128, b >= 128
+    return float((ma & mb).sum() / (ma | mb).sum())
+
+
+@pytest.fixture(scope="module")
+def three(golden: dict[int, bytes]) -> Image.Image:
+    return picture(golden, 3)
+
+
+@pytest.fixture(scope="module")
+def reference(three: Image.Image) -> Pixels:
+    """The PNG/L result, against which the other modes and formats are compared."""
+    return from_bytes(encode(three, "PNG"))
+
+
+@pytest.fixture(scope="module")
+def binarised(three: Image.Image) -> Pixels:
+    """The result for the same picture cut to pure black and white (no anti-aliasing)."""
+    return to_mnist(three.point(lambda v: 0 if v < 128 else 255))
+
+
+# What the output looks like.
+
+
+def test_output_is_28x28_uint8_white_on_black(reference: Pixels) -> None:
+    assert reference.shape == (28, 28)
+    assert reference.dtype == np.uint8
+    assert int(reference.max()) == 255
+    assert int(reference.min()) == 0
+    # MNIST polarity: the background (most pixels) is black, the ink is bright.
+    assert float(np.median(reference)) == 0.0
+    assert 0.1 < float((reference > 0).mean()) < 0.5
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_ink_fits_a_20_pixel_box(golden: dict[int, bytes], digit: int) -> None:
+    pixels = from_bytes(golden[digit])
+    assert max(ink_box(pixels)) == BOX == 20, ink_box(pixels)
+
+
+@pytest.mark.parametrize("size", [(280, 70), (70, 280), (1000, 400), (40, 40)])
+def test_longer_side_is_20_whatever_the_aspect(three: Image.Image, size: tuple[int, int]) -> None:
+    stretched = three.resize(size, Image.Resampling.BILINEAR)
+    height, width = ink_box(to_mnist(stretched))
+    assert max(height, width) == 20
+    if size[0] > 2 * size[1]:  # wide: the width is the longer side
+        assert width == 20
+        assert height < 12
+    if size[1] > 2 * size[0]:
+        assert height == 20
+        assert width < 12
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_centre_of_mass_at_the_centre(golden: dict[int, bytes], digit: int) -> None:
+    cy, cx = centre_of_mass(from_bytes(golden[digit]))
+    assert abs(cy - 14) <= 1, (cy, cx)
+    assert abs(cx - 14) <= 1, (cy, cx)
+
+
+@pytest.mark.parametrize("where", [(0, 0), (720, 0), (0, 720), (360, 360), (720, 720)])
+def test_off_centre_digit_is_centred(
+    three: Image.Image, reference: Pixels, where: tuple[int, int]
+) -> None:
+    canvas = Image.new("L", (1000, 1000), 255)
+    canvas.paste(three, where)
+    pixels = to_mnist(canvas)
+    cy, cx = centre_of_mass(pixels)
+    assert abs(cy - 14) <= 1, (cy, cx)
+    assert abs(cx - 14) <= 1, (cy, cx)
+    assert mad(pixels, reference) < 1
+
+
+def test_small_digit_on_a_large_page(three: Image.Image, reference: Pixels) -> None:
+    """A clear digit that covers a small part of the picture (here a 70 px digit on a
+    2400x1800 page, 0.02% of the pixels being ink) is still a digit, not a blank image."""
+    small = three.resize((70, 70), Image.Resampling.LANCZOS)
+    page = Image.new("L", (2400, 1800), 255)
+    page.paste(small, (1200, 700))
+    pixels = from_bytes(encode(page, "PNG"))
+    assert max(ink_box(pixels)) == 20
+    assert iou(pixels, to_mnist(small)) > 0.9
+    assert iou(pixels, reference) > 0.6
+
+
+def test_to_png_round_trip(reference: Pixels) -> None:
+    png = to_png(reference)
+    image = Image.open(io.BytesIO(png))
+    assert (image.format, image.mode, image.size) == ("PNG", "L", (28, 28))
+    np.testing.assert_array_equal(np.asarray(image), reference)
+
+
+# Polarity, orientation, transparency.
+
+
+def test_polarity_does_not_matter(three: Image.Image, reference: Pixels) -> None:
+    light_on_dark = Image.fromarray(255 - np.asarray(three))
+    assert mad(to_mnist(light_on_dark), reference) < 1
+
+
+def test_paper_and_pen_levels_do_not_matter(three: Image.Image, reference: Pixels) -> None:
+    darkness = (255 - np.asarray(three).astype(np.float64)) / 255  # 1 where the ink is
+    grey_paper = Image.fromarray(np.round(200 - 140 * darkness).astype(np.uint8))
+    blackboard = Image.fromarray(np.round(40 + 170 * darkness).astype(np.uint8))
+    assert mad(to_mnist(grey_paper), reference) < 2
+    assert mad(to_mnist(blackboard), reference) < 2
+
+
+@pytest.mark.parametrize(
+    ("orientation", "stored_as"),
+    [
+        (3, Image.Transpose.ROTATE_180),
+        (6, Image.Transpose.ROTATE_90),  # shown after turning 90 degrees clockwise
+        (8, Image.Transpose.ROTATE_270),
+    ],
+)
+def test_exif_orientation_is_applied(
+    golden: dict[int, bytes], orientation: int, stored_as: Image.Transpose
+) -> None:
+    upright = picture(golden, 7).crop((0, 20, 280, 260))  # not square, so a turn shows
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = upright.transpose(stored_as)
+    decoded = decode(encode(stored, "JPEG", exif=exif, quality=95))
+    assert decoded.format == "JPEG"
+    assert decoded.image.size == upright.size
+    expected = to_mnist(upright)
+    assert mad(to_mnist(decoded.image), expected) < 2
+    # Without the tag the same pixels give a different picture, so the check above can fail.
+    assert mad(from_bytes(encode(stored, "JPEG", quality=95)), expected) > 15
+
+
+def test_transparent_background_is_white(three: Image.Image, reference: Pixels) -> None:
+    darkness = 255 - np.asarray(three)
+    # Opaque black ink on a fully transparent background whose hidden colour is black too:
+    # dropping the alpha channel would give a black, blank image.
+    rgba = np.zeros((*darkness.shape, 4), dtype=np.uint8)
+    rgba[..., 3] = darkness
+    image = Image.fromarray(rgba, "RGBA")
+    assert mad(from_bytes(encode(image, "PNG")), reference) < 1
+    la = Image.fromarray(np.stack([np.zeros_like(darkness), darkness], axis=-1), "LA")
+    assert mad(from_bytes(encode(la, "PNG")), reference) < 1
+
+
+def test_palette_image_with_a_transparent_index(three: Image.Image, binarised: Pixels) -> None:
+    # Black ink (index 1) on a transparent background (index 0, whose colour is black).
+    ink = np.asarray(three) < 128
+    image = Image.fromarray(ink.astype(np.uint8), "P")
+    image.putpalette([0, 0, 0, 0, 0, 0])
+    data = encode(image, "PNG", transparency=0)
+    assert Image.open(io.BytesIO(data)).info.get("transparency") == 0
+    assert mad(from_bytes(data), binarised) < 1
+
+
+# Modes and formats.
+
+
+def in_mode(image: Image.Image, mode: str) -> Image.Image:
+    if mode == "1":
+        return image.convert("1", dither=Image.Dither.NONE)
+    if mode == "I;16":
+        return Image.fromarray(np.asarray(image).astype(np.uint16) * 257)
+    return image.convert(mode)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [
+        ("1", "PNG"),
+        ("L", "PNG"),
+        ("P", "PNG"),
+        ("RGB", "PNG"),
+        ("RGBA", "PNG"),
+        ("CMYK", "JPEG"),
+        ("CMYK", "TIFF"),
+        ("I;16", "PNG"),
+        ("I;16", "TIFF"),
+        ("LA", "PNG"),
+        ("F", "TIFF"),
+    ],
+)
+def test_modes(
+    three: Image.Image, reference: Pixels, binarised: Pixels, mode: str, fmt: str
+) -> None:
+    image = in_mode(three, mode)
+    assert image.mode == mode
+    data = encode(image, fmt)
+    decoded = decode(data)
+    assert decoded.image.mode == mode  # the decoder really saw this mode
+    pixels = to_mnist(decoded.image)
+    if mode == "1":  # black and white only: the anti-aliasing is lost, the shape is not
+        assert mad(pixels, binarised) < 1
+        assert mad(pixels, reference) < 20
+    else:
+        assert mad(pixels, reference) < 2
+        assert iou(pixels, reference) > 0.9
+
+
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "options"),
+    [
+        ("PNG", "image/png", {}),
+        ("JPEG", "image/jpeg", {"quality": 90}),
+        ("GIF", "image/gif", {}),
+        ("BMP", "image/bmp", {}),
+        ("WEBP", "image/webp", {"quality": 90}),
+        ("WEBP", "image/webp", {"lossless": True}),
+        ("TIFF", "image/tiff", {"compression": "tiff_lzw"}),
+    ],
+)
+def test_formats(
+    three: Image.Image,
+    reference: Pixels,
+    fmt: str,
+    content_type: str,
+    options: dict[str, object],
+) -> None:
+    data = encode(three.convert("RGB"), fmt, **options)
+    decoded = decode(data)
+    assert (decoded.format, decoded.content_type) == (fmt, content_type)
+    assert (decoded.width, decoded.height) == (280, 280)
+    pixels = to_mnist(decoded.image)
+    assert mad(pixels, reference) < 3
+    assert iou(pixels, reference) > 0.9
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("GIF", {"duration": 100, "loop": 0}),
+        ("PNG", {}),
+        ("WEBP", {"lossless": True}),
+        ("TIFF", {}),
+    ],
+    ids=["gif", "apng", "webp", "tiff"],
+)
+def test_first_frame_of_an_animation(
+    golden: dict[int, bytes], fmt: str, options: dict[str, object]
+) -> None:
+    seven, three = picture(golden, 7), picture(golden, 3)
+    data = encode(seven, fmt, save_all=True, append_images=[three], **options)
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 2
+    pixels = from_bytes(data)
+    assert mad(pixels, to_mnist(seven)) < 2
+    assert mad(pixels, to_mnist(three)) > 20
+
+
+# Refusals.
+
+
+def test_empty_bytes() -> None:
+    with pytest.raises(InvalidImageError, match="empty"):
+        from_bytes(b"")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes(),
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        b"GIF89a" + bytes(40),
+        b"%PDF-1.4\n%%EOF\n",
+        b"hello, this is text",
+    ],
+    ids=["random", "png-signature-then-garbage", "gif-header-only", "pdf", "text"],
+)
+def test_bytes_that_are_not_an_image(data: bytes) -> None:
+    with pytest.raises(InvalidImageError):
+        from_bytes(data)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"])
+def test_truncated_image(three: Image.Image, fmt: str) -> None:
+    data = encode(three, fmt)
+    with pytest.raises(InvalidImageError):
+        from_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize("fmt", ["PCX", "ICO", "TGA", "PPM", "SGI"])
+def test_unsupported_format(three: Image.Image, fmt: str) -> None:
+    data = encode(three.resize((64, 64)), fmt)
+    assert Image.open(io.BytesIO(data)).format == fmt  # a valid image, of another format
+    with pytest.raises(UnsupportedImageError) as caught:
+        from_bytes(data)
+    message = str(caught.value)
+    assert fmt in message
+    assert "not supported" in message
+    assert "PNG" in message
+    assert "JPEG" in message
+
+
+@pytest.mark.parametrize(
+    ("mode", "colour"),
+    [("L", 255), ("L", 0), ("L", 128), ("RGB", (255, 255, 255)), ("RGBA", (0, 0, 0, 0))],
+)
+def test_blank_image_has_no_ink(mode: str, colour: int | tuple[int, ...]) -> None:
+    with pytest.raises(NoInkError, match="no ink"):
+        from_bytes(encode(Image.new(mode, (200, 150), colour), "PNG"))
+
+
+def test_too_faint_to_be_ink(three: Image.Image) -> None:
+    darkness = (255 - np.asarray(three).astype(np.float64)) / 255
+    faint = Image.fromarray(np.round(255 - 15 * darkness).astype(np.uint8))  # 6% contrast
+    with pytest.raises(NoInkError):
+        to_mnist(faint)
+
+
+def test_image_over_the_pixel_limit(golden: dict[int, bytes]) -> None:
+    assert from_bytes(golden[3], max_pixels=280 * 280).shape == (28, 28)
+    with pytest.raises(ImageTooLargeError) as caught:
+        from_bytes(golden[3], max_pixels=280 * 280 - 1)
+    assert "280x280" in str(caught.value)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A real 1x1 PNG whose header (with a valid CRC) claims ``width`` x ``height``: its pixel
+    data cannot fill such an image, so decoding it would fail as corrupt."""
+    data = encode(Image.new("L", (1, 1), 255), "PNG")
+    assert data[12:16] == b"IHDR"
+    ihdr = struct.pack(">II", width, height) + data[24:29]
+    crc = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return data[:16] + ihdr + crc + data[33:]
+
+
+@pytest.mark.parametrize(("width", "height"), [(10_000, 10_000), (1_000_000, 41)])
+def test_huge_header_refused_before_decoding(width: int, height: int) -> None:
+    data = png_claiming(width, height)
+    with pytest.raises(ImageTooLargeError) as caught:
+        from_bytes(data)  # default limit: 40 million pixels
+    assert f"{width}x{height}" in str(caught.value)
+    # Under a large enough limit the same bytes are decoded, and then found corrupt: so the
+    # refusal above came before any pixel was decoded.
+    with pytest.raises(InvalidImageError):
+        from_bytes(data, max_pixels=width * height)
+
+
+def test_decompression_bomb_header_refused() -> None:
+    """3.6 billion pixels: beyond Pillow's own bomb limit, refused as too large whatever the
+    limit we pass."""
+    with pytest.raises(ImageTooLargeError):
+        from_bytes(png_claiming(60_000, 60_000), max_pixels=10**12)
+
+
+def test_errors_are_image_errors() -> None:
+    for error in (UnsupportedImageError, InvalidImageError, ImageTooLargeError, NoInkError):
+        assert issubclass(error, ImageError)
+        assert issubclass(error, MnistError)
+
+
+# Real MNIST digits, drawn as uploads.
+
+
+def as_upload(digit: Pixels) -> bytes:
+    """A 28x28 MNIST digit as a person would upload it: 10x larger, dark ink on white."""
+    image = Image.fromarray(255 - digit).resize((280, 280), Image.Resampling.NEAREST)
+    return encode(image, "PNG")
+
+
+def test_mnist_digits_come_back_as_themselves(mnist: Mnist) -> None:
+    originals = mnist.test_images[:100]
+    results = [from_bytes(as_upload(digit)) for digit in originals]
+    plain = [mad(r, o) for r, o in zip(results, originals, strict=True)]
+    up_to_a_pixel = [mad_up_to_a_pixel(o, r) for r, o in zip(results, originals, strict=True)]
+    assert float(np.median(plain)) < 4, np.median(plain)
+    # MNIST's own centring can differ by a pixel; up to that, every digit is itself.
+    assert max(up_to_a_pixel) < 5, max(up_to_a_pixel)
+
+
+@pytest.mark.slow
+def test_model_reads_uploaded_mnist_digits(
+    model_root: Path, mnist: Mnist, golden: dict[int, bytes]
+) -> None:
+    from mnist_core.artifact import load_artifact
+
+    model = load_artifact(model_root).model
+    uploads = np.stack([from_bytes(as_upload(d)) for d in mnist.test_images[:100]])
+    predicted = model.predict(model_input(uploads), verbose=0).argmax(axis=1)
+    correct = int((predicted == mnist.test_labels[:100]).sum())
+    assert correct >= 95, f"{correct} of 100 uploads read correctly"
+    drawn = np.stack([from_bytes(golden[d]) for d in range(10)])
+    assert model.predict(model_input(drawn), verbose=0).argmax(axis=1).tolist() == list(range(10))
