@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import json
+import re
 import uuid
 import zlib
 from datetime import UTC, datetime
@@ -464,6 +465,26 @@ class TestOperations:
         response = await client.request(method, path)
         assert_problem(response, 405, "method-not-allowed")
         assert response.headers["allow"] == allow
+
+    async def test_the_page_loads_its_scripts_as_es_modules(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        page = await client.get("/")
+        assert '<script type="module" src="/static/js/main.js"></script>' in page.text
+        imports = {"main.js"}
+        seen: set[str] = set()
+        while imports - seen:  # every module the entry module reaches, as a browser would
+            name = sorted(imports - seen)[0]
+            seen.add(name)
+            script = await client.get(f"/static/js/{name}")
+            assert script.status_code == 200, name
+            # Browsers refuse a module served with any other type.
+            assert script.headers["content-type"].split(";")[0] in (
+                "text/javascript",
+                "application/javascript",
+            )
+            imports |= set(re.findall(r'from "\./([a-z]+\.js)"', script.text))
+        assert len(seen) >= 8
 
     async def test_problem_type_pages(self, client: httpx.AsyncClient) -> None:
         page = await client.get("/problems/no-ink")

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 667}
-PAGE_SIZE = 10  # the history page size app.js asks for
+PAGE_SIZE = 10  # the history page size js/api.js asks for
 
 # Strokes in canvas fractions (0..1): a 1 is one vertical stroke; a 7 a bar then a diagonal.
 ONE = [[(0.50, 0.16), (0.50, 0.84)]]
