@@ -1,0 +1,84 @@
+"""Nothing blocks the event loop: the app under load, with asyncio's debug mode on, never runs a
+callback (a step of a request, of the batcher, of the store) for longer than 50 ms. Decoding,
+preprocessing, inference, PNG encoding and SQLite all run in their own threads.
+
+The app runs as ``mnist-api serve`` runs it: the objects loaded at start-up frozen out of the
+garbage collector (``freeze_loaded_objects``; without that, one full collection over
+TensorFlow's objects takes about 250 ms, wherever it happens to start), and the interpreter's
+switch interval shortened so that threads finishing work hand the GIL back quickly."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mnist_api.cli import SWITCH_INTERVAL_S, freeze_loaded_objects
+from tests.fixtures.apps import asgi_client, running_app
+
+pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.slow]
+SLOW_CALLBACK_S = 0.05
+UPLOADS = 160
+
+
+class SlowCallbacks(logging.Handler):
+    """asyncio's debug mode logs "Executing <callback> took N seconds" for each slow one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Executing "):
+            self.seen.append(message)
+
+
+async def test_no_callback_runs_longer_than_50_ms_under_load(
+    model_root: Path, golden: dict[int, bytes], tmp_path: Path
+) -> None:
+    loop = asyncio.get_running_loop()
+    slow = SlowCallbacks()
+    asyncio_log = logging.getLogger("asyncio")
+    async with (
+        running_app(
+            model_root, sqlite_path=tmp_path / "loop.sqlite3", on_ready=freeze_loaded_objects
+        ) as app,
+        asgi_client(app) as client,
+    ):
+        await client.post("/v1/predictions", files={"file": ("warm.png", golden[1])})
+        asyncio_log.addHandler(slow)
+        loop.set_debug(True)
+        loop.slow_callback_duration = SLOW_CALLBACK_S
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        try:
+
+            async def one(i: int) -> httpx.Response:
+                digit = i % 10
+                created = await client.post(
+                    "/v1/predictions", files={"file": (f"{digit}.png", golden[digit])}
+                )
+                assert created.status_code == 201, created.text
+                prediction_id = created.json()["id"]
+                seen = await client.get(f"/v1/predictions/{prediction_id}/input.png")
+                assert seen.status_code == 200
+                labeled = await client.put(
+                    f"/v1/predictions/{prediction_id}/label", json={"label": digit}
+                )
+                assert labeled.status_code == 200
+                return await client.get("/v1/predictions", params={"limit": 20})
+
+            pages = await asyncio.gather(*(one(i) for i in range(UPLOADS)))
+        finally:
+            loop.set_debug(False)
+            sys.setswitchinterval(interval)
+            asyncio_log.removeHandler(slow)
+            gc.unfreeze()  # the test session goes on; a served process never does this
+    assert all(page.status_code == 200 for page in pages)
+    assert slow.seen == []
