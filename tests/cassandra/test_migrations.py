@@ -92,6 +92,50 @@ class TestUpgrade:
         finally:
             await disconnect(cluster, session)
 
+    async def test_a_python_data_step_runs_in_order_reports_progress_and_resumes(
+        self, keyspace: str, tmp_path: Path
+    ) -> None:
+        """A data step killed halfway is not recorded; run again, it finishes the job once."""
+        cql = tmp_path / "cql"
+        shutil.copytree(default_cql_dir(), cql)
+        first = len(load_migrations(cql)) + 1
+        (cql / f"{first:04d}_notes.cql").write_text(
+            "CREATE TABLE IF NOT EXISTS notes (k int PRIMARY KEY, v text);"
+        )
+        (cql / f"{first + 1:04d}_fill_notes.py").write_text(
+            "from pathlib import Path\n"
+            "from mnist_api.kernel.cassandra import run\n\n\n"
+            "async def upgrade(step):\n"
+            "    marker = Path(__file__).with_name('fail-once')\n"
+            "    for k in range(5):\n"
+            "        await run(step.session, f'INSERT INTO {step.keyspace}.notes (k, v) '\n"
+            "                  'VALUES (?, ?)', [k, f'note {k}'])\n"
+            "        step.progress(f'{k + 1} of 5 notes')\n"
+            "        if k == 2 and marker.exists():\n"
+            "            marker.unlink()\n"
+            "            raise RuntimeError('killed halfway')\n"
+        )
+        (cql / "fail-once").touch()
+        messages: list[str] = []
+        cluster, session, m = await migrator(keyspace, cql)
+        m.progress = messages.append
+        try:
+            with pytest.raises(RuntimeError, match="killed halfway"):
+                await m.upgrade()
+            assert max(await m.applied()) == first  # the CQL step, not the data step
+            assert messages == ["1 of 5 notes", "2 of 5 notes", "3 of 5 notes"]
+            done = await m.upgrade()
+            assert [x.label for x in done] == [f"{first + 1:04d}_fill_notes"]
+            assert done[0].kind == "py"
+            rows = await run(session, f"SELECT k, v FROM {keyspace}.notes")
+            assert sorted((r.as_dict()["k"], r.as_dict()["v"]) for r in rows) == [
+                (k, f"note {k}") for k in range(5)
+            ]
+            assert messages[-1] == "5 of 5 notes"
+            await m.ensure_current()
+        finally:
+            await disconnect(cluster, session)
+
     async def test_file_names_and_sequence_are_checked(self, tmp_path: Path) -> None:
         (tmp_path / "0001_a.cql").write_text("CREATE TABLE a (k int PRIMARY KEY);")
         (tmp_path / "0003_c.cql").write_text("CREATE TABLE c (k int PRIMARY KEY);")
