@@ -36,8 +36,8 @@ class Settings(BaseSettings):
     inference_mode: Literal["batched", "predict", "off"] = Field(
         "batched",
         description="batched: the compiled function on batches (serve with this); predict: one "
-        "model.predict per request, the original way (benchmark baseline); off: no model and "
-        "no storage (benchmark ceiling)",
+        "model.predict per request, the original way (benchmark baseline); off: no model "
+        "(with MNIST_API_STORE=none, the benchmark's ceiling)",
     )
     max_batch: int = Field(32, ge=1, le=1024, description="largest inference batch")
     max_delay_ms: float = Field(2.0, ge=0, le=1000, description="longest wait to fill a batch")
