@@ -11,7 +11,7 @@
 #            installs it into the venv.
 #   model    with --build-arg TRAIN_MODEL=1, trains the default CNN into /app/models (the four MNIST
 #            files are downloaded from the public mirrors; about 10 minutes on 2 cores). It only
-#            needs src/mnist_train, so changes to the API do not retrain. Without it, /app/models
+#            needs src/mnist_core and src/mnist_train, so changes to the API do not retrain. Without it, /app/models
 #            is empty.
 #   runtime  the final image: only the venv and /app/models, no compilers, no sources.
 #
@@ -50,7 +50,8 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     pip wheel --no-deps --wheel-dir /tmp/dist . \
     && pip install --no-deps /tmp/dist/*.whl \
     && pip check \
-    && python -c "import importlib.resources as r; c = r.files('mnist_api') / '_cql'; assert any(p.name.endswith('.cql') for p in c.iterdir()), 'no packaged migrations'"
+    && python -c "import importlib.resources as r; c = r.files('mnist_api') / '_cql'; assert any(p.name.endswith('.cql') for p in c.iterdir()), 'no packaged migrations'" \
+    && python -c "import mnist_api.cli, mnist_api.app, mnist_core.classifier, mnist_train.cli"
 # Left out of the image, about 390 MB that the service never loads: TensorFlow's C++ headers (for
 # compiling custom ops), libclang and grpcio (TensorFlow's code generation and distributed
 # runtime), and the installers. Their package metadata stays. scripts/docker-check serves and
@@ -62,6 +63,7 @@ RUN site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])
 
 FROM deps AS model
 ARG TRAIN_MODEL=0
+COPY src/mnist_core /src/train/mnist_core
 COPY src/mnist_train /src/train/mnist_train
 RUN --mount=type=cache,target=/var/cache/mnist \
     mkdir -p /app/models \
