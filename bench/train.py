@@ -3,6 +3,8 @@
     MNIST_DATA_DIR=../shared/data/mnist .venv/bin/python bench/train.py [--output DIR]
 
 Targets on a 2-core machine without GPU: cnn >= 99.4% in <= 10 minutes; softmax >= 91.5%.
+The targets are on the test set; training holds 5,000 training images out for validation (the
+default of ``mnist-train train``) and the validation accuracy is printed next to it.
 """
 
 from __future__ import annotations
@@ -39,17 +41,21 @@ def main() -> int:
             max_seconds is None or meta.training_seconds <= max_seconds
         )
         rows.append((model_type, meta, wall, min_accuracy, max_seconds, ok))
+        validation = meta.validation_accuracy
+        shown = f"{validation * 100:6.2f}%" if validation is not None else "   none"
         print(
-            f"{model_type:8} accuracy {meta.test_accuracy * 100:6.2f}%  "
+            f"{model_type:8} validation {shown}  "
+            f"test accuracy {meta.test_accuracy * 100:6.2f}%  "
             f"fit {meta.training_seconds:6.1f} s  (epochs {meta.hyperparameters.epochs}, "
-            f"wall with evaluation and saving {wall:6.1f} s)",
+            f"{meta.hyperparameters.train_examples} training and {meta.validation_examples} "
+            f"validation images, wall with evaluation and saving {wall:6.1f} s)",
             flush=True,
         )
     print()
     for model_type, _meta, _wall, min_accuracy, max_seconds, ok in rows:
         limit = f", fit <= {max_seconds:.0f} s" if max_seconds else ""
         verdict = "met" if ok else "MISSED"
-        print(f"target {model_type}: accuracy >= {min_accuracy * 100:.1f}%{limit}: {verdict}")
+        print(f"target {model_type}: test accuracy >= {min_accuracy * 100:.1f}%{limit}: {verdict}")
     print(f"artifacts: {output}")
     return 0 if all(row[-1] for row in rows) else 1
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mnist_core.errors import ArtifactError
 from mnist_core.model_types import ModelType
@@ -47,6 +47,9 @@ class Hyperparameters(BaseModel):
     seed: int
     train_examples: int
     augmentation: bool
+    # The seed of the permutation that chose the validation images (see ``validation_examples``);
+    # None when nothing was held out, as in artifacts written before the split existed.
+    validation_seed: int | None = None
 
 
 class ArtifactMetadata(BaseModel):
@@ -57,6 +60,11 @@ class ArtifactMetadata(BaseModel):
     model_type: ModelType
     hyperparameters: Hyperparameters
     test_accuracy: float = Field(ge=0, le=1)
+    # Accuracy on the training images held out for validation (taken from the training file,
+    # never from the test set), and how many there were. Artifacts written before the split
+    # existed have neither: they read as 0 images and None.
+    validation_accuracy: float | None = Field(default=None, ge=0, le=1)
+    validation_examples: int = Field(default=0, ge=0)
     per_class_accuracy: list[float] = Field(min_length=10, max_length=10)
     training_seconds: float
     tensorflow_version: str
@@ -66,6 +74,18 @@ class ArtifactMetadata(BaseModel):
     input_shape: tuple[int, int, int] = (28, 28, 1)
     input_polarity: Literal["white-on-black"] = "white-on-black"
     model_sha256: str
+
+    @model_validator(mode="after")
+    def _validation_is_all_or_nothing(self) -> ArtifactMetadata:
+        held_out = self.validation_examples > 0
+        if held_out != (self.validation_accuracy is not None) or held_out != (
+            self.hyperparameters.validation_seed is not None
+        ):
+            raise ValueError(
+                "validation_examples, validation_accuracy and hyperparameters.validation_seed "
+                "must be all set (a validation split) or all unset (none)"
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -124,7 +144,7 @@ def read_metadata(path: Path) -> tuple[Path, ArtifactMetadata]:
         metadata = ArtifactMetadata.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in first["loc"]) or "the top level"
         raise ArtifactError(f"{meta_path} is invalid at {where}: {first['msg']}") from exc
     if file_sha256(model_path) != metadata.model_sha256:
         raise ArtifactError(f"{model_path} does not match the checksum in {METADATA_FILE}")

@@ -12,6 +12,7 @@ from mnist_core.errors import MnistError
 from mnist_core.model_types import MODEL_TYPES
 from mnist_core.runtime import import_tensorflow
 from mnist_train import __version__
+from mnist_train.data import VALIDATION_EXAMPLES
 
 DEFAULT_OUTPUT = Path("models")
 
@@ -23,6 +24,16 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} must be between 0 and {2**32 - 1}")
     return value
 
 
@@ -50,9 +61,25 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--learning-rate", type=_positive_float, help="default: 0.003 (cnn), 0.5 (softmax)"
     )
-    train.add_argument("--seed", type=int, default=1, help="random seed (default: 1)")
     train.add_argument(
-        "--train-examples", type=_positive, help="train on the first N training images only"
+        "--seed",
+        type=_seed,
+        default=1,
+        help="random seed of the training and of the validation split (default: 1)",
+    )
+    train.add_argument(
+        "--validation-examples",
+        type=_positive,
+        default=VALIDATION_EXAMPLES,
+        metavar="N",
+        help="hold N training images out for validation, chosen by a permutation seeded with "
+        f"--seed; never trained on (default: {VALIDATION_EXAMPLES})",
+    )
+    train.add_argument(
+        "--train-examples",
+        type=_positive,
+        metavar="N",
+        help="train on the first N of the training images left after the validation split",
     )
     train.add_argument(
         "--no-augmentation", action="store_true", help="turn the CNN's augmentation off"
@@ -87,6 +114,18 @@ def _train(args: argparse.Namespace) -> None:
     if args.output.exists() and not args.output.is_dir():
         raise MnistError(f"--output {args.output} exists and is not a folder")
     data = load_mnist(args.data_dir)
+    total = len(data.train_labels)
+    if args.validation_examples >= total:
+        raise MnistError(
+            f"--validation-examples {args.validation_examples} leaves no training images "
+            f"(the training set has {total})"
+        )
+    available = total - args.validation_examples
+    if args.train_examples is not None and args.train_examples > available:
+        raise MnistError(
+            f"--train-examples {args.train_examples} is more than the {available} training "
+            f"images left after holding {args.validation_examples} out for validation"
+        )
     import_tensorflow()
     from mnist_train.train import TrainConfig, train
 
@@ -97,6 +136,7 @@ def _train(args: argparse.Namespace) -> None:
         learning_rate=args.learning_rate,
         seed=args.seed,
         train_examples=args.train_examples,
+        validation_examples=args.validation_examples,
         augmentation=False if args.no_augmentation else None,
     )
     result = train(config, data, args.output)
@@ -104,6 +144,8 @@ def _train(args: argparse.Namespace) -> None:
     print(f"artifact: {result.artifact_dir}")
     print(f"model: {meta.model_type}, version {meta.version}")
     print(f"training time: {meta.training_seconds:.1f} s")
+    if meta.validation_accuracy is not None:
+        print(f"validation accuracy: {meta.validation_accuracy * 100:.2f}%")
     print(f"test accuracy: {meta.test_accuracy * 100:.2f}%")
 
 
@@ -116,7 +158,13 @@ def _evaluate(args: argparse.Namespace) -> None:
     loaded = load_artifact(args.artifact)
     data = load_mnist(args.data_dir)
     result = evaluate(loaded.model, model_input(data.test_images), data.test_labels)
-    print(f"artifact: {loaded.path} ({loaded.metadata.model_type}, {loaded.metadata.version})")
+    meta = loaded.metadata
+    print(f"artifact: {loaded.path} ({meta.model_type}, {meta.version})")
+    if meta.validation_accuracy is not None:
+        print(
+            f"validation accuracy: {meta.validation_accuracy * 100:.2f}% "
+            f"(recorded in training, {meta.validation_examples} held-out training images)"
+        )
     print(result.report())
 
 

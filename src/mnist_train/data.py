@@ -81,6 +81,8 @@ TEST_LABELS = IdxFile(
 FILES: tuple[IdxFile, ...] = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
 
 U8Array = npt.NDArray[np.uint8]
+# How many training images are held out for validation unless told otherwise.
+VALIDATION_EXAMPLES = 5000
 
 
 @dataclass(frozen=True)
@@ -242,3 +244,37 @@ def load_mnist(data_dir: Path | None = None, *, allow_download: bool = True) -> 
         checksums=checksums,
         data_dir=directory,
     )
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into the training file: the images trained on and the ones held out."""
+
+    train: npt.NDArray[np.int64]
+    validation: npt.NDArray[np.int64]
+
+
+def split_training_set(
+    count: int, validation_examples: int, seed: int, train_examples: int | None = None
+) -> Split:
+    """Hold ``validation_examples`` of the ``count`` training images out for validation.
+
+    They are the first ``validation_examples`` of ``numpy.random.default_rng(seed).permutation(
+    count)``, so the same seed always holds out the same images. The others stay in the files'
+    order, and ``train_examples`` takes the first of them: a subset never reaches into the
+    held-out images. Both index arrays are sorted."""
+    if not 0 < validation_examples < count:
+        raise ValueError(
+            f"the validation split must hold between 1 and {count - 1} of the {count} "
+            f"training images, not {validation_examples}"
+        )
+    available = count - validation_examples
+    if train_examples is not None and not 0 < train_examples <= available:
+        raise ValueError(
+            f"{train_examples} training examples asked for, but {available} training images are "
+            f"left after holding {validation_examples} out for validation"
+        )
+    order = np.random.default_rng(seed).permutation(count)
+    validation = np.sort(order[:validation_examples])
+    train = np.sort(order[validation_examples:])[:train_examples]
+    return Split(train=train, validation=validation)

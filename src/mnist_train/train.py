@@ -1,5 +1,9 @@
 """Training, in the order of Keras' MNIST convnet example: load and scale, build, fit, evaluate,
-save."""
+save.
+
+A seeded validation split is held out of the 60,000 training images. Everything decided while
+training (Keras' per-epoch ``val_accuracy``, anything tuned by hand from it) looks at those images
+only; the test set is evaluated once, at the end, for the report."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from mnist_core.artifact import ArtifactMetadata, save_artifact
 from mnist_core.imaging import model_input
 from mnist_core.model_types import ModelType
 from mnist_train.augment import augment_batch
-from mnist_train.data import Mnist
+from mnist_train.data import VALIDATION_EXAMPLES, Mnist, Split, split_training_set
 from mnist_train.evaluate import Evaluation, evaluate
 from mnist_train.models import build
 
@@ -39,6 +43,7 @@ class TrainConfig:
     learning_rate: float | None = None
     seed: int = 1
     train_examples: int | None = None  # a subset of the training set, for quick runs and tests
+    validation_examples: int = VALIDATION_EXAMPLES  # held out of the training set
     augmentation: bool | None = None  # default: on for the CNN, off for softmax
     verbose: int = field(default_factory=lambda: 1 if sys.stdout.isatty() else 2)
 
@@ -56,7 +61,9 @@ class TrainConfig:
 class TrainResult:
     artifact_dir: Path
     metadata: ArtifactMetadata
-    evaluation: Evaluation
+    evaluation: Evaluation  # on the test set
+    validation: Evaluation
+    split: Split
 
 
 def _recalibrate_batch_norm(model: keras.Model, images: npt.NDArray[np.float32]) -> None:
@@ -86,12 +93,16 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
     epochs, batch_size, learning_rate, augmentation = config.resolved()
     if epochs < 1 or batch_size < 1 or learning_rate <= 0:
         raise ValueError("epochs, batch size and learning rate must be positive")
+    split = split_training_set(
+        len(data.train_labels), config.validation_examples, config.seed, config.train_examples
+    )
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
 
-    # Load and scale.
-    limit = config.train_examples or len(data.train_labels)
-    x_train, y_train = model_input(data.train_images[:limit]), data.train_labels[:limit]
+    # Load and scale. The test set is only looked at in "Evaluate", for the report.
+    x_train, y_train = model_input(data.train_images[split.train]), data.train_labels[split.train]
+    x_val = model_input(data.train_images[split.validation])
+    y_val = data.train_labels[split.validation]
     x_test, y_test = model_input(data.test_images), data.test_labels
 
     # Build.
@@ -126,12 +137,21 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
     dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
     started = time.perf_counter()
-    model.fit(dataset, epochs=epochs, shuffle=False, verbose=config.verbose)
+    # Each epoch ends with the accuracy on the held-out images ("val_accuracy").
+    validation_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(1000)
+    model.fit(
+        dataset,
+        epochs=epochs,
+        shuffle=False,
+        validation_data=validation_data,
+        verbose=config.verbose,
+    )
     training_seconds = time.perf_counter() - started
 
-    _recalibrate_batch_norm(model, x_train)
+    _recalibrate_batch_norm(model, x_train)  # training images only
 
-    # Evaluate.
+    # Evaluate: the validation split, then the test set, once.
+    validation = evaluate(model, x_val, y_val)
     evaluation = evaluate(model, x_test, y_test)
 
     # Save.
@@ -148,8 +168,11 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
                 "seed": config.seed,
                 "train_examples": len(y_train),
                 "augmentation": augmentation,
+                "validation_seed": config.seed,
             },
             "test_accuracy": evaluation.accuracy,
+            "validation_accuracy": validation.accuracy,
+            "validation_examples": len(y_val),
             "per_class_accuracy": evaluation.per_class_accuracy,
             "training_seconds": round(training_seconds, 2),
             "tensorflow_version": tf.__version__,
@@ -157,4 +180,4 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
             "data_checksums": data.checksums,
         },
     )
-    return TrainResult(artifact_dir, metadata, evaluation)
+    return TrainResult(artifact_dir, metadata, evaluation, validation, split)

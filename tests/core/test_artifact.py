@@ -166,6 +166,11 @@ def test_metadata_of_a_trained_artifact(
     assert meta.input_polarity == "white-on-black"
     assert meta.training_seconds > 0
     assert meta.hyperparameters.seed == 3
+    # Both figures: on the held-out training images, and on the test set.
+    assert meta.validation_examples == 5000
+    assert meta.hyperparameters.validation_seed == 3
+    assert meta.validation_accuracy is not None
+    assert 0.0 <= meta.validation_accuracy <= 1.0
     # The model file is the one described, and the version carries the start of its checksum.
     digest = hashlib.sha256((directory / MODEL_FILE).read_bytes()).hexdigest()
     assert meta.model_sha256 == digest
@@ -180,6 +185,17 @@ def test_metadata_file_is_plain_json(softmax_run: TrainResult) -> None:
     assert datetime.fromisoformat(raw["created_at"]).tzinfo is not None
     assert ArtifactMetadata.model_validate(raw) == softmax_run.metadata
     assert sorted(p.name for p in softmax_run.artifact_dir.iterdir()) == [METADATA_FILE, MODEL_FILE]
+    assert raw["validation_accuracy"] == softmax_run.metadata.validation_accuracy
+    assert raw["validation_examples"] == 5000
+    assert raw["hyperparameters"]["validation_seed"] == 3
+
+
+@pytest.mark.slow
+def test_trained_artifact_loads_back_with_both_accuracies(softmax_run: TrainResult) -> None:
+    _, metadata = read_metadata(softmax_run.artifact_dir)
+    assert metadata == load_artifact(softmax_run.artifact_dir).metadata == softmax_run.metadata
+    assert metadata.validation_accuracy == softmax_run.validation.accuracy
+    assert metadata.test_accuracy == softmax_run.evaluation.accuracy
 
 
 # LATEST.
@@ -295,6 +311,68 @@ def test_metadata_with_a_missing_field(artifact: Path) -> None:
     del raw["model_sha256"]
     path.write_text(json.dumps(raw), encoding="utf-8")
     assert "invalid at model_sha256" in refusal(artifact)
+
+
+# Artifacts written before the validation split: no validation fields at all.
+OLD_METADATA_KEYS = {
+    "format", "version", "model_type", "hyperparameters", "test_accuracy", "per_class_accuracy",
+    "training_seconds", "tensorflow_version", "keras_version", "data_checksums", "created_at",
+    "input_shape", "input_polarity", "model_sha256",
+}  # fmt: skip
+OLD_HYPERPARAMETER_KEYS = {
+    "epochs", "batch_size", "learning_rate", "optimizer", "seed", "train_examples", "augmentation",
+}  # fmt: skip
+
+
+def test_metadata_written_before_the_validation_split_still_loads(artifact: Path) -> None:
+    path = artifact / METADATA_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    old = {key: value for key, value in raw.items() if key in OLD_METADATA_KEYS}
+    old["hyperparameters"] = {
+        key: value
+        for key, value in raw["hyperparameters"].items()
+        if key in OLD_HYPERPARAMETER_KEYS
+    }
+    assert set(old) == OLD_METADATA_KEYS
+    assert set(old["hyperparameters"]) == OLD_HYPERPARAMETER_KEYS
+    path.write_text(json.dumps(old, indent=2), encoding="utf-8")
+    loaded = load_artifact(artifact)
+    assert loaded.metadata.format == "mnist-artifact/1"
+    assert loaded.metadata.validation_accuracy is None
+    assert loaded.metadata.validation_examples == 0
+    assert loaded.metadata.hyperparameters.validation_seed is None
+    assert loaded.metadata.test_accuracy == raw["test_accuracy"]
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        # A split without its figure, or a figure without a split, is not believed.
+        ({"validation_examples": 5000}, "the top level"),
+        ({"validation_accuracy": 0.9}, "the top level"),
+        ({"validation_accuracy": 0.9, "validation_examples": 5000}, "the top level"),
+        ({"validation_accuracy": 1.5, "validation_examples": 5000}, "validation_accuracy"),
+        ({"validation_examples": -1}, "validation_examples"),
+        ({"validation_set": "test"}, "validation_set"),  # unknown fields are still refused
+    ],
+)
+def test_metadata_with_inconsistent_validation_fields(
+    artifact: Path, change: dict[str, object], where: str
+) -> None:
+    path = artifact / METADATA_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(raw | change), encoding="utf-8")
+    assert f"invalid at {where}" in refusal(artifact)
+
+
+def test_metadata_with_a_complete_validation_split(artifact: Path) -> None:
+    path = artifact / METADATA_FILE
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    raw |= {"validation_accuracy": 0.9, "validation_examples": 5000}
+    raw["hyperparameters"]["validation_seed"] = 1
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    _, metadata = read_metadata(artifact)
+    assert (metadata.validation_accuracy, metadata.validation_examples) == (0.9, 5000)
 
 
 def test_altered_model_file(artifact: Path) -> None:

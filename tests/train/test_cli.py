@@ -7,6 +7,7 @@ so the independent ones are started together when the module begins and awaited 
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -32,6 +33,9 @@ FAILED_COMMANDS = (
     "no-data",
     "not-an-artifact",
     "predict-not-an-image",
+    "validation-0",
+    "too-many-train-examples",
+    "negative-seed",
 )
 
 
@@ -142,6 +146,16 @@ def work(
             "train", "--model", "softmax", "--epochs", "1", "--train-examples", "200",
             "--learning-rate", "0", "--output", str(root / "never-3"),
         )  # fmt: skip
+        ws.start(
+            "validation-0",
+            "train", "--validation-examples", "0", "--output", str(root / "never-4"),
+        )  # fmt: skip
+        ws.start(
+            "too-many-train-examples",
+            "train", "--model", "softmax", "--train-examples", "56000",
+            "--output", str(root / "never-5"),
+        )  # fmt: skip
+        ws.start("negative-seed", "train", "--seed", "-1", "--output", str(root / "never-6"))
         yield ws
     finally:
         for command in ws.commands.values():
@@ -162,6 +176,13 @@ def trained(work: Workspace) -> Workspace:
     return work
 
 
+def validation_accuracy(work: Workspace) -> float:
+    stdout = work.commands["train"].wait().stdout
+    match = re.search(r"^validation accuracy: (\d+\.\d\d)%$", stdout, re.M)
+    assert match, stdout
+    return float(match.group(1))
+
+
 def train_accuracy(work: Workspace) -> float:
     match = re.search(r"^test accuracy: (\d+\.\d\d)%$", work.commands["train"].wait().stdout, re.M)
     assert match, work.commands["train"].wait().stdout
@@ -180,13 +201,26 @@ def test_train(trained: Workspace) -> None:
         r"^model: softmax, version softmax-\d{8}T\d{6}Z-[0-9a-f]{8}$", result.stdout, re.M
     )
     assert re.search(r"^training time: \d+\.\d s$", result.stdout, re.M)
-    assert 80.0 < train_accuracy(trained) <= 100.0
+    # One epoch is 20 SGD steps on the first 2,000 training images outside the validation split:
+    # 78-84% depending on the seed, far above chance (10%).
+    assert 75.0 < train_accuracy(trained) <= 100.0
+    # The accuracy on the held-out training images comes just before the test accuracy.
+    assert 75.0 < validation_accuracy(trained) <= 100.0
+    validation_line = next(i for i, line in enumerate(lines) if line.startswith("validation acc"))
+    assert lines[validation_line + 1].startswith("test accuracy: ")
     # The artifact is there, and LATEST names it.
     version = (trained.output / "LATEST").read_text(encoding="utf-8").strip()
     assert (trained.output / version / "model.keras").is_file()
     assert (trained.output / version / "metadata.json").is_file()
     assert f"artifact: {trained.output / version}" in lines
     assert "Traceback" not in result.stderr
+    # The metadata has both figures, and how the split was made.
+    meta = json.loads((trained.output / version / "metadata.json").read_text(encoding="utf-8"))
+    assert meta["validation_examples"] == 5000
+    assert meta["hyperparameters"]["train_examples"] == 2000
+    assert meta["hyperparameters"]["validation_seed"] == meta["hyperparameters"]["seed"] == 1
+    assert round(meta["validation_accuracy"] * 100, 2) == validation_accuracy(trained)
+    assert round(meta["test_accuracy"] * 100, 2) == train_accuracy(trained)
 
 
 def test_evaluate(trained: Workspace) -> None:
@@ -198,6 +232,15 @@ def test_evaluate(trained: Workspace) -> None:
     match = re.search(r"^test accuracy: (\d+\.\d\d)%$", out, re.M)
     assert match, out
     assert float(match.group(1)) == train_accuracy(trained)
+    # ... and the validation accuracy recorded when it was trained.
+    recorded = re.search(
+        r"^validation accuracy: (\d+\.\d\d)% \(recorded in training, 5000 held-out training "
+        r"images\)$",
+        out,
+        re.M,
+    )
+    assert recorded, out
+    assert float(recorded.group(1)) == validation_accuracy(trained)
     assert "per-class accuracy:" in out
     per_class = re.findall(r"^  (\d): +(\d+\.\d\d)%$", out, re.M)
     assert [int(d) for d, _ in per_class] == list(range(10))
@@ -291,6 +334,34 @@ def test_learning_rate_zero(work: Workspace) -> None:
     assert_one_line_error(result, result.returncode)
     assert "learning" in result.error_lines[0]
     assert not (work.root / "never-3").exists()
+
+
+def test_validation_examples_zero(work: Workspace) -> None:
+    result = work.commands["validation-0"].wait()
+    assert_one_line_error(result, 2)
+    assert result.error_lines[0] == (
+        "mnist-train train: error: argument --validation-examples: 0 must be at least 1"
+    )
+    assert not (work.root / "never-4").exists()
+
+
+def test_more_train_examples_than_are_left_after_the_split(work: Workspace) -> None:
+    result = work.commands["too-many-train-examples"].wait()
+    assert_one_line_error(result, 1)
+    assert result.error_lines[0] == (
+        f"{ERROR_PREFIX}--train-examples 56000 is more than the 55000 training images left "
+        "after holding 5000 out for validation"
+    )
+    assert not (work.root / "never-5").exists()
+
+
+def test_negative_seed(work: Workspace) -> None:
+    result = work.commands["negative-seed"].wait()
+    assert_one_line_error(result, 2)
+    assert result.error_lines[0] == (
+        "mnist-train train: error: argument --seed: -1 must be between 0 and 4294967295"
+    )
+    assert not (work.root / "never-6").exists()
 
 
 def test_errors_print_nothing_else(trained: Workspace) -> None:
