@@ -39,7 +39,6 @@ class State(TypedDict):
     settings: Settings
     metrics: Metrics
     registry: ModelRegistry
-    store: PredictionRepository
     predictions: PredictionService
 
 
@@ -83,7 +82,6 @@ def create_app(
                 settings=settings,
                 metrics=metrics,
                 registry=registry,
-                store=store,
                 predictions=service,
             )
         log.info("stopped")

@@ -33,13 +33,14 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-def serving_app() -> FastAPI:
+def serving_app(settings: Settings | None = None) -> FastAPI:
     """The app as ``mnist-api serve`` runs it, in each worker process: the process tuned for
-    serving, which an app built for tests leaves alone."""
+    serving, which an app built for tests leaves alone. A worker started by uvicorn reads its
+    settings from the environment."""
     from mnist_api.app import create_app
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # once, for the whole process
-    return create_app(load_settings(), on_ready=freeze_loaded_objects)
+    return create_app(settings or load_settings(), on_ready=freeze_loaded_objects)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -93,7 +94,8 @@ def _serve(args: argparse.Namespace) -> None:
         MNIST_API_PORT=str(settings.port),
         MNIST_API_WORKERS=str(settings.workers),
     )
-    logging.config.dictConfig(log_config(args.log_level))
+    logging_config = log_config(args.log_level)
+    logging.config.dictConfig(logging_config)
     plural = "s" if settings.workers > 1 else ""
     log.info(
         "serving http://%s:%d with %d worker%s (Ctrl-C stops)",
@@ -106,12 +108,12 @@ def _serve(args: argparse.Namespace) -> None:
         "host": settings.host,
         "port": settings.port,
         "log_level": args.log_level,
-        "log_config": log_config(args.log_level),
+        "log_config": logging_config,
     }
     if settings.workers > 1:
         uvicorn.run("mnist_api.cli:serving_app", factory=True, workers=settings.workers, **common)
         return
-    uvicorn.run(serving_app(), **common)
+    uvicorn.run(serving_app(settings), **common)
 
 
 def _db(args: argparse.Namespace) -> None:
