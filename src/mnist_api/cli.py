@@ -1,9 +1,11 @@
-"""``mnist-api``: serve the API, and manage the Cassandra schema (``db upgrade|status|history``)."""
+"""``mnist-api``: serve the API, manage API keys (``keys create|list|revoke``), and manage the
+Cassandra schema (``db upgrade|status|history|unlock``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import logging
 import logging.config
@@ -59,11 +61,37 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"]
     )
 
+    keys = sub.add_parser(
+        "keys", help="API keys (in the store MNIST_API_STORE names, shared by every worker)"
+    )
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = keys_sub.add_parser(
+        "create", help="create a key; prints its secret, once, on standard output"
+    )
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument(
+        "--scopes",
+        help="comma-separated, of predict, read, label, delete, admin (admin includes the "
+        "others; default: predict,read,label,delete)",
+    )
+    create.add_argument(
+        "--rate", help="requests per second, e.g. 10/s (default: MNIST_API_DEFAULT_KEY_RATE)"
+    )
+    create.add_argument(
+        "--burst", type=int, help="requests at once (default: two seconds' worth, at least 20)"
+    )
+    keys_sub.add_parser("list", help="list keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key: every worker refuses it soon after")
+    revoke.add_argument("key_id", metavar="ID")
+
     db = sub.add_parser("db", help="Cassandra schema migrations (cql/)")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="create the keyspace and apply pending migrations")
     db_sub.add_parser("status", help="list applied and pending migrations")
     db_sub.add_parser("history", help="list applied migrations with when and by whom")
+    db_sub.add_parser(
+        "unlock", help="release the migration lock of an upgrade that was killed (none may run)"
+    )
     return parser
 
 
@@ -84,15 +112,21 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from mnist_api.kernel.logs import log_config
+    from mnist_api.kernel.ratelimit import create_file
 
     given = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = load_settings(**{key: value for key, value in given.items() if value is not None})
     _check_model(settings)
+    # The workers' shared token buckets: one table for the instance, deleted when it stops.
+    rate_limits = create_file()
+    atexit.register(rate_limits.unlink, missing_ok=True)
+    settings = settings.model_copy(update={"rate_limit_file": rate_limits})
     # Workers build their own settings from the environment: hand them the command line's.
     os.environ.update(
         MNIST_API_HOST=settings.host,
         MNIST_API_PORT=str(settings.port),
         MNIST_API_WORKERS=str(settings.workers),
+        MNIST_API_RATE_LIMIT_FILE=str(rate_limits),
     )
     logging_config = log_config(args.log_level)
     logging.config.dictConfig(logging_config)
@@ -116,27 +150,47 @@ def _serve(args: argparse.Namespace) -> None:
     uvicorn.run(serving_app(settings), **common)
 
 
-def _db(args: argparse.Namespace) -> None:
+def _db(args: argparse.Namespace) -> int:
     from mnist_api.kernel.migrations import run_command
 
     settings = load_settings(store="cassandra")
     asyncio.run(run_command(settings, args.db_command))
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from mnist_api.keys import KeyCommand, run_key_command
+
+    command = KeyCommand(
+        action=args.keys_command,
+        name=getattr(args, "name", None),
+        scopes=getattr(args, "scopes", None),
+        rate=getattr(args, "rate", None),
+        burst=getattr(args, "burst", None),
+        key_id=getattr(args, "key_id", None),
+    )
+    # Key administration runs where the service does, whatever address it serves on.
+    settings = load_settings(allow_anonymous=True)
+    return asyncio.run(run_key_command(settings, command))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mnist_api.kernel.database import StoreError
+
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
             _serve(args)
-        else:
-            _db(args)
-    except SettingsError as exc:
+            return 0
+        if args.command == "keys":
+            return _keys(args)
+        return _db(args)
+    except (SettingsError, StoreError) as exc:
         print(f"mnist-api: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    return 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,13 @@ Recognises handwritten digits. Upload an image of one digit; the service turns i
 own format (28x28, white ink on black, centred by mass), runs a convolutional network trained on
 MNIST, stores the upload and the prediction, and answers with the digit and its probabilities.
 
+**Authentication.** Send an API key as `Authorization: Bearer KEY` (or `X-API-Key: KEY`).
+An administrator creates keys with `mnist-api keys create --name NAME`; each key has scopes
+(`predict`, `read`, `label`, `delete`, and `admin`, which includes the others and sees every
+owner's predictions) and a rate limit, announced in `RateLimit-*` headers. A key sees only the
+predictions it made: another key's prediction is answered 404, as one that does not exist.
+Where the service runs with authentication off, no key is needed.
+
 Errors are [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
 (`application/problem+json`). Answers may gain fields in later versions: clients should ignore
 fields they do not know.
@@ -34,6 +41,7 @@ fields they do not know.
 
 TAGS = [
     {"name": "predictions", "description": "Upload digits, browse and correct the history."},
+    {"name": "keys", "description": "The API key a request is made with."},
     {"name": "operations", "description": "Health, readiness and metrics."},
     {"name": "legacy", "description": "The original system's endpoint, kept for old clients."},
 ]
@@ -83,7 +91,29 @@ def _reachable(names: set[str], schemas: dict[str, Any]) -> set[str]:
     return seen
 
 
-def _shape(spec: dict[str, Any]) -> None:
+def _shape_security(operation: dict[str, Any], optional: bool) -> None:
+    """FastAPI lists both schemes (either one will do) with the operation's scope as the role
+    it needs; with authentication off, a request without a key is fine too (``{}``)."""
+    security = operation.get("security")
+    if not security:
+        return
+    if optional and {} not in security:
+        security.append({})
+    roles = sorted(
+        {role for requirement in security for roles in requirement.values() for role in roles}
+    )
+    if roles:
+        need = ", ".join(f"`{role}`" for role in roles)
+        note = f"Needs an API key with the {need} scope (or `admin`)."
+    else:
+        note = "Needs an API key (any scope)."
+    if optional:
+        note += " Without a key where authentication is off."
+    text = operation.get("description", "")
+    operation["description"] = f"{text}\n\n{note}".strip()
+
+
+def _shape(spec: dict[str, Any], optional_auth: bool) -> None:
     schemas = spec.get("components", {}).get("schemas", {})
     for old, new in BODY_SCHEMA_NAMES.items():
         if old in schemas:
@@ -93,6 +123,7 @@ def _shape(spec: dict[str, Any]) -> None:
     answered: set[str] = set()
     for path in spec["paths"].values():
         for operation in path.values():
+            _shape_security(operation, optional_auth)
             for code, answer in operation.get("responses", {}).items():
                 content = answer.get("content", {})
                 if code == "422":  # validation errors are problem details too
@@ -112,11 +143,13 @@ def _shape(spec: dict[str, Any]) -> None:
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
     for name in _reachable(answered, schemas):
-        schemas[name].setdefault("additionalProperties", True)
+        if "properties" in schemas[name]:  # objects, not enums such as Scope
+            schemas[name].setdefault("additionalProperties", True)
 
 
-def build_spec(app: FastAPI) -> dict[str, Any]:
-    """The document without ``servers``, built once per app."""
+def build_spec(app: FastAPI, *, optional_auth: bool = False) -> dict[str, Any]:
+    """The document without ``servers``, built once per app (``optional_auth``: the service
+    runs with authentication off)."""
     if app.openapi_schema is None:
         spec = get_openapi(
             title=app.title,
@@ -125,7 +158,7 @@ def build_spec(app: FastAPI) -> dict[str, Any]:
             routes=app.routes,
             tags=app.openapi_tags,
         )
-        _shape(spec)
+        _shape(spec, optional_auth)
         app.openapi_schema = spec
     return app.openapi_schema
 
@@ -137,6 +170,9 @@ def with_servers(spec: dict[str, Any], url: str) -> dict[str, Any]:
     return head | servers | {key: value for key, value in spec.items() if key not in head}
 
 
-def served_spec(app: FastAPI, request: Request, public_url: str | None) -> dict[str, Any]:
+def served_spec(
+    app: FastAPI, request: Request, public_url: str | None, *, optional_auth: bool
+) -> dict[str, Any]:
     """What ``/openapi.json`` answers: the document, with the address clients should use."""
-    return with_servers(build_spec(app), public_url or str(request.base_url))
+    spec = build_spec(app, optional_auth=optional_auth)
+    return with_servers(spec, public_url or str(request.base_url))

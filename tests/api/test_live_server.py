@@ -108,7 +108,8 @@ TENSORFLOW_LINE = re.compile(
 )
 READY = re.compile(
     r"^\S+ \S+ INFO +\[(\d+)\] mnist_api: ready on (http://\S+): model (\S+) "
-    r"\(test accuracy (\d+\.\d\d)%\), store sqlite \((\S+)\)$",
+    r"\(test accuracy (\d+\.\d\d)%\), store sqlite \((\S+)\), "
+    r"(API keys required|authentication off)$",
     re.M,
 )
 

@@ -34,6 +34,7 @@ EXPECTED_OPERATIONS = {
     ("put", "/v1/predictions/{prediction_id}/label"): "set_prediction_label",
     ("delete", "/v1/predictions/{prediction_id}"): "delete_prediction",
     ("post", "/upload"): "upload_legacy",
+    ("get", "/v1/keys/me"): "get_current_key",
     ("get", "/healthz"): "get_health",
     ("get", "/readyz"): "get_readiness",
     ("get", "/metrics"): "get_metrics",
@@ -58,9 +59,18 @@ MULTIPART_BODIES = {
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The document as the app builds it; building it needs neither the model nor the store."""
+    """The document as the app builds it (authentication required, the default); building it
+    needs neither the model nor the store."""
     tmp = tmp_path_factory.mktemp("openapi")
     settings = load_settings(model_path=tmp / "no-model", sqlite_path=tmp / "x.sqlite3")
+    return create_app(settings).openapi()
+
+
+@pytest.fixture(scope="module")
+def open_spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The document of a service with authentication off."""
+    tmp = tmp_path_factory.mktemp("openapi")
+    settings = load_settings(model_path=tmp / "m", sqlite_path=tmp / "x.sqlite3", auth="off")
     return create_app(settings).openapi()
 
 
@@ -312,16 +322,16 @@ def test_schemas_carry_valid_examples(spec: dict[str, Any], name: str) -> None:
 
 @pytest.mark.asyncio(loop_scope="session")
 async def test_served_document_is_the_built_one(
-    client: httpx.AsyncClient, spec: dict[str, Any]
+    client: httpx.AsyncClient, open_spec: dict[str, Any]
 ) -> None:
-    response = await client.get("/openapi.json")
+    response = await client.get("/openapi.json")  # the shared app runs with authentication off
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     served = response.json()
     assert served["openapi"].startswith("3.")
     assert served["info"]["title"] == "MNIST digit recognition"
-    assert served["paths"] == spec["paths"]
-    assert served["components"] == spec["components"]
+    assert served["paths"] == open_spec["paths"]
+    assert served["components"] == open_spec["components"]
 
 
 @pytest.mark.asyncio(loop_scope="session")
@@ -332,7 +342,12 @@ async def test_documentation_pages(client: httpx.AsyncClient, path: str, marker:
     assert response.headers["content-type"].startswith("text/html")
     html = response.text.lower()
     assert marker in html
-    assert "/openapi.json" in html
+    assert "<script>" not in html  # nothing inline: the Content-Security-Policy allows none
+    if path == "/docs":
+        start = await client.get("/static/docs/swagger-init.js")
+        assert '"/openapi.json"' in start.text
+    else:
+        assert "/openapi.json" in html
 
 
 # --- real errors match the documented Problem --------------------------------------------------
@@ -553,7 +568,7 @@ def test_response_schemas_are_open_to_new_fields_and_request_bodies_are_not(
     schemas = spec["components"]["schemas"]
     answered = {
         "Prediction", "ImageInfo", "PredictionPage", "Problem", "ValidationIssue",
-        "BatchItem", "BatchResult", "Health", "Readiness",
+        "BatchItem", "BatchResult", "Health", "Readiness", "KeyInfo",
     }  # fmt: skip
     assert {name for name, schema in schemas.items() if schema.get("additionalProperties")} == (
         answered
@@ -588,16 +603,10 @@ def test_links_lead_from_an_upload_to_what_can_be_done_with_its_id(spec: dict[st
 
 
 def test_built_document_names_the_configured_address(tmp_path: Path) -> None:
-    default = create_app(load_settings(model_path=tmp_path, inference_mode="off", store="none"))
+    settings = {"model_path": tmp_path, "inference_mode": "off", "store": "none", "auth": "off"}
+    default = create_app(load_settings(**settings))
     assert default.openapi()["servers"][0]["url"] == "http://127.0.0.1:8000"
-    public = create_app(
-        load_settings(
-            model_path=tmp_path,
-            inference_mode="off",
-            store="none",
-            public_url="https://digits.example.org/",
-        )
-    )
+    public = create_app(load_settings(**settings, public_url="https://digits.example.org/"))
     assert public.openapi()["servers"][0]["url"] == "https://digits.example.org"
 
 
@@ -611,3 +620,54 @@ async def test_served_document_names_the_address_it_was_read_from(
     assert served["servers"] == [{"url": "http://test", "description": "this service"}]
     other = (await client.get("http://localhost:8123/openapi.json")).json()
     assert other["servers"][0]["url"] == "http://localhost:8123"
+
+
+# --- security --------------------------------------------------------------------------------
+
+SCOPES = {
+    "create_prediction": "predict",
+    "create_predictions_batch": "predict",
+    "upload_legacy": "predict",
+    "list_predictions": "read",
+    "get_prediction": "read",
+    "get_prediction_image": "read",
+    "get_prediction_input": "read",
+    "set_prediction_label": "label",
+    "delete_prediction": "delete",
+}
+
+
+def test_security_schemes_are_declared(spec: dict[str, Any]) -> None:
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearerAuth"]["type"] == "http"
+    assert schemes["bearerAuth"]["scheme"].lower() == "bearer"
+    assert schemes["apiKeyAuth"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": schemes["apiKeyAuth"]["description"],
+    }
+
+
+def test_every_api_operation_needs_a_key_with_its_scope(
+    spec: dict[str, Any], open_spec: dict[str, Any]
+) -> None:
+    for method, path, operation in operations(spec):
+        operation_id = operation["operationId"]
+        security = operation.get("security")
+        if path in ("/healthz", "/readyz", "/metrics"):
+            assert security is None, operation_id
+            continue
+        roles = [SCOPES[operation_id]] if operation_id in SCOPES else []
+        assert security == [{"bearerAuth": roles}, {"apiKeyAuth": roles}], operation_id
+        for code in ("401", "429"):
+            assert code in operation["responses"], (operation_id, code)
+        unauthorized = operation["responses"]["401"]["headers"]
+        assert "WWW-Authenticate" in unauthorized, operation_id
+        limited = operation["responses"]["429"]["headers"]
+        assert {"Retry-After", "RateLimit-Remaining"} <= set(limited), operation_id
+        if roles:
+            assert "403" in operation["responses"], operation_id
+        # With authentication off the same operation may be called without a key.
+        off = open_spec["paths"][path][method]["security"]
+        assert off == [*security, {}], operation_id

@@ -1,5 +1,6 @@
 """The contract every ``PredictionRepository`` must keep, run against SQLite and a real
-Cassandra node alike."""
+Cassandra node alike: round trips, the history's paging (across buckets, months and shards),
+labels, deletes, owners who never see each other's predictions, and retention."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import asyncio
 import hashlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,20 +17,31 @@ import pytest
 import pytest_asyncio
 
 from mnist_api.kernel.cassandra import run
+from mnist_api.kernel.databases import CassandraDatabase
+from mnist_api.kernel.sqlite import SqliteDatabase
 from mnist_api.predictions.records import (
     UUID_EPOCH_OFFSET,
     HistoryQuery,
     ImageMeta,
+    Owner,
     PredictionRecord,
     id_time,
     new_id,
 )
 from mnist_api.predictions.repository import PredictionRepository
 from mnist_api.predictions.repository.cassandra import CassandraRepository
+from mnist_api.predictions.repository.layout import sizing_for
 from mnist_api.predictions.repository.sqlite import SqliteRepository
 from tests.fixtures.cassandra import cassandra_settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+ALICE = Owner("a11ce0000001", rate=10.0, burst=20)  # hour buckets, one shard
+BOB = Owner("b0b000000002", rate=10.0, burst=20)
+HEAVY = Owner("eeee00000003", rate=4000.0, burst=8000)  # minute buckets over several shards
+CASSANDRA_TABLES = (
+    "predictions", "prediction_images", "history", "history_buckets", "history_months",
+)  # fmt: skip
+Opener = Callable[..., AbstractAsyncContextManager[PredictionRepository]]
 
 
 def id_at(moment: datetime) -> uuid.UUID:
@@ -45,7 +58,9 @@ def id_at(moment: datetime) -> uuid.UUID:
     return uuid.UUID(fields=fields)
 
 
-def record(digit: int = 7, *, prediction_id: uuid.UUID | None = None) -> PredictionRecord:
+def record(
+    digit: int = 7, *, prediction_id: uuid.UUID | None = None, owner: Owner = ALICE
+) -> PredictionRecord:
     pid = prediction_id or new_id()
     probs = [0.01] * 10
     probs[digit] = 0.91
@@ -58,49 +73,79 @@ def record(digit: int = 7, *, prediction_id: uuid.UUID | None = None) -> Predict
         created_at=id_time(pid),
         image=ImageMeta("image/png", 280, 140, 1234, hashlib.sha256(pid.bytes).hexdigest()),
         input_pixels=bytes(range(256)) * 3 + bytes(16),
+        owner=owner.id,
     )
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def sqlite_store(tmp_path: Path) -> AsyncIterator[PredictionRepository]:
-    impl = SqliteRepository(tmp_path / "contract.sqlite3")
-    await impl.open()
-    try:
-        yield impl
-    finally:
-        await impl.close()
+async def put(store: PredictionRepository, rec: PredictionRecord, image: bytes = b"img") -> None:
+    """Insert as its owner (the owners above, by id)."""
+    owner = next(o for o in (ALICE, BOB, HEAVY) if o.id == rec.owner)
+    await store.insert(rec, image, owner)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def cassandra_store(cassandra_keyspace: str) -> AsyncIterator[PredictionRepository]:
-    impl = CassandraRepository(cassandra_settings(cassandra_keyspace))
-    await impl.open()
-    try:
-        for table in ("predictions", "predictions_by_day", "prediction_days", "prediction_images"):
-            await run(impl._session, f"TRUNCATE {cassandra_keyspace}.{table}")
-        yield impl
-    finally:
-        await impl.close()
+async def sqlite_opener(tmp_path: Path) -> AsyncIterator[Opener]:
+    @asynccontextmanager
+    async def opened(retention_s: int | None = None) -> AsyncIterator[PredictionRepository]:
+        database = SqliteDatabase(tmp_path / f"contract-{retention_s}.sqlite3")
+        await database.open()
+        impl = SqliteRepository(database, retention_s=retention_s)
+        await impl.open()
+        try:
+            yield impl
+        finally:
+            await impl.close()
+            await database.close()
+
+    yield opened
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def cassandra_opener(cassandra_keyspace: str) -> AsyncIterator[Opener]:
+    @asynccontextmanager
+    async def opened(retention_s: int | None = None) -> AsyncIterator[PredictionRepository]:
+        database = CassandraDatabase(cassandra_settings(cassandra_keyspace))
+        await database.open()
+        impl = CassandraRepository(database, retention_s=retention_s)
+        await impl.open()
+        try:
+            for table in CASSANDRA_TABLES:
+                await run(database.session, f"TRUNCATE {cassandra_keyspace}.{table}")
+            yield impl
+        finally:
+            await impl.close()
+            await database.close()
+
+    yield opened
 
 
 @pytest.fixture(
     params=[
-        pytest.param("sqlite_store", id="sqlite"),
-        pytest.param("cassandra_store", id="cassandra", marks=pytest.mark.cassandra),
+        pytest.param("sqlite_opener", id="sqlite"),
+        pytest.param("cassandra_opener", id="cassandra", marks=pytest.mark.cassandra),
     ]
 )
-def store(request: pytest.FixtureRequest) -> PredictionRepository:
+def opener(request: pytest.FixtureRequest) -> Opener:
     """Each store in turn; only the Cassandra one needs the node (and Java):
     ``pytest -m "not cassandra" tests/store`` runs the SQLite half alone."""
-    impl: PredictionRepository = request.getfixturevalue(request.param)
-    return impl
+    found: Opener = request.getfixturevalue(request.param)
+    return found
 
 
-async def all_pages(store: PredictionRepository, **filters: object) -> list[PredictionRecord]:
+@pytest_asyncio.fixture(loop_scope="session")
+async def store(opener: Opener) -> AsyncIterator[PredictionRepository]:
+    async with opener() as impl:
+        yield impl
+
+
+async def all_pages(
+    store: PredictionRepository, owner: str | None = None, **filters: object
+) -> list[PredictionRecord]:
     seen: list[PredictionRecord] = []
     before = None
     for _ in range(1000):
-        page = await store.history(HistoryQuery(before=before, **filters))  # type: ignore[arg-type]
+        query = HistoryQuery(owner=owner, before=before, **filters)  # type: ignore[arg-type]
+        page = await store.history(query)
         seen += page.items
         if page.next_before is None:
             return seen
@@ -112,22 +157,23 @@ class TestInsertAndGet:
     async def test_round_trip_keeps_every_field(self, store: PredictionRepository) -> None:
         rec = record(3)
         image = bytes(range(256)) * 4000  # about 1 MB with every byte value
-        await store.insert(rec, image)
-        got = await store.get(rec.id)
+        await put(store, rec, image)
+        got = await store.get(rec.id, None)
         assert got == rec
-        stored = await store.get_image(rec.id)
+        assert await store.get(rec.id, ALICE.id) == rec
+        stored = await store.get_image(rec.id, ALICE.id)
         assert stored is not None
         assert stored.content_type == "image/png"
         assert stored.data == image
 
     async def test_unknown_id_is_none(self, store: PredictionRepository) -> None:
-        assert await store.get(new_id()) is None
-        assert await store.get_image(new_id()) is None
+        assert await store.get(new_id(), None) is None
+        assert await store.get_image(new_id(), None) is None
 
     async def test_concurrent_inserts_are_all_kept(self, store: PredictionRepository) -> None:
         records = [record(i % 10) for i in range(60)]
-        await asyncio.gather(*(store.insert(r, b"img") for r in records))
-        found = await asyncio.gather(*(store.get(r.id) for r in records))
+        await asyncio.gather(*(put(store, r) for r in records))
+        found = await asyncio.gather(*(store.get(r.id, None) for r in records))
         assert found == records
 
 
@@ -135,7 +181,7 @@ class TestHistory:
     async def test_newest_first_and_every_item_once(self, store: PredictionRepository) -> None:
         records = [record(i % 10) for i in range(23)]
         for r in records:
-            await store.insert(r, b"img")
+            await put(store, r)
         pages = []
         before = None
         while True:
@@ -151,7 +197,7 @@ class TestHistory:
 
     async def test_exact_multiple_of_limit_ends_cleanly(self, store: PredictionRepository) -> None:
         for i in range(4):
-            await store.insert(record(i), b"img")
+            await put(store, record(i))
         first = await store.history(HistoryQuery(limit=2))
         second = await store.history(HistoryQuery(limit=2, before=first.next_before))
         assert len(second.items) == 2
@@ -160,13 +206,13 @@ class TestHistory:
     async def test_paging_is_stable_while_uploads_arrive(self, store: PredictionRepository) -> None:
         originals = [record(i % 10) for i in range(30)]
         for r in originals:
-            await store.insert(r, b"img")
+            await put(store, r)
         listed: list[uuid.UUID] = []
         before = None
         while True:
             page, *_ = await asyncio.gather(
                 store.history(HistoryQuery(limit=7, before=before)),
-                *(store.insert(record(5), b"new") for _ in range(5)),
+                *(put(store, record(5), b"new") for _ in range(5)),
             )
             listed += [r.id for r in page.items]
             if page.next_before is None:
@@ -179,22 +225,43 @@ class TestHistory:
         assert [i for i in listed if i in set(expected)] == expected
         assert listed[-len(expected) :] == expected
 
-    async def test_steps_across_day_partitions(self, store: PredictionRepository) -> None:
+    @pytest.mark.parametrize("owner", [ALICE, HEAVY], ids=["hour-buckets", "sharded-minutes"])
+    async def test_steps_across_buckets_and_months(
+        self, store: PredictionRepository, owner: Owner
+    ) -> None:
         now = datetime.now(UTC)
-        moments = [now - timedelta(days=d, minutes=m) for d in (0, 1, 9, 40) for m in (1, 2, 3)]
-        records = [record(3, prediction_id=id_at(t)) for t in moments]
+        moments = [
+            now - timedelta(days=d, minutes=m, seconds=s)
+            for d in (0, 1, 9, 40, 75)
+            for m in (1, 2, 90)
+            for s in (0, 7)
+        ]
+        records = [record(3, prediction_id=id_at(t), owner=owner) for t in moments]
         for r in records:
-            await store.insert(r, b"img")
-        listed = await all_pages(store, limit=2)
-        assert [r.id for r in listed] == [r.id for r in records]  # moments are newest first
+            await put(store, r)
+        newest_first = [r.id for r in records]  # moments are newest first
+        for limit in (1, 4, 100):
+            assert [r.id for r in await all_pages(store, owner.id, limit=limit)] == newest_first
+            assert [r.id for r in await all_pages(store, None, limit=limit)] == newest_first
+
+    async def test_shards_of_one_bucket_merge_in_order(self, store: PredictionRepository) -> None:
+        assert sizing_for(HEAVY.rate, HEAVY.burst).shards > 1
+        records = [record(i % 10, owner=HEAVY) for i in range(60)]
+        await asyncio.gather(*(put(store, r) for r in records))
+        ordered = sorted(records, key=lambda r: (r.id.time, r.id.bytes), reverse=True)
+        for limit in (1, 7, 60):
+            listed = await all_pages(store, HEAVY.id, limit=limit)
+            assert [r.id.time for r in listed] == [r.id.time for r in ordered]
+            assert {r.id for r in listed} == {r.id for r in records}
+            assert len(listed) == len(records)
 
     async def test_filters_by_digit_and_label(self, store: PredictionRepository) -> None:
         records = [record(i % 3) for i in range(18)]
         for r in records:
-            await store.insert(r, b"img")
+            await put(store, r)
         labeled = records[::4]
         for r in labeled:
-            await store.set_label(r.id, 9, datetime.now(UTC))
+            await store.set_label(r.id, 9, datetime.now(UTC), ALICE.id)
         twos = await all_pages(store, limit=4, digit=2)
         assert [r.id for r in twos] == [r.id for r in reversed(records) if r.digit == 2]
         yes = await all_pages(store, limit=3, labeled=True)
@@ -209,38 +276,117 @@ class TestHistory:
 class TestLabel:
     async def test_label_and_time_are_kept(self, store: PredictionRepository) -> None:
         rec = record(1)
-        await store.insert(rec, b"img")
+        await put(store, rec)
         at = datetime(2026, 11, 24, 9, 30, 0, 123000, tzinfo=UTC)
-        updated = await store.set_label(rec.id, 7, at)
+        updated = await store.set_label(rec.id, 7, at, ALICE.id)
         assert updated is not None
         assert (updated.label, updated.labeled_at) == (7, at)
-        assert (await store.get(rec.id)) == updated
-        listed = await store.history(HistoryQuery(limit=5))
-        assert listed.items[0].label == 7
+        assert (await store.get(rec.id, None)) == updated
+        for owner in (ALICE.id, None):  # the owner's view and the global one
+            listed = await store.history(HistoryQuery(limit=5, owner=owner))
+            assert listed.items[0].label == 7
 
     async def test_relabel_replaces(self, store: PredictionRepository) -> None:
         rec = record(1)
-        await store.insert(rec, b"img")
-        await store.set_label(rec.id, 7, datetime.now(UTC))
-        updated = await store.set_label(rec.id, 4, datetime.now(UTC))
+        await put(store, rec)
+        await store.set_label(rec.id, 7, datetime.now(UTC), None)
+        updated = await store.set_label(rec.id, 4, datetime.now(UTC), None)
         assert updated is not None
         assert updated.label == 4
 
     async def test_unknown_id(self, store: PredictionRepository) -> None:
-        assert await store.set_label(new_id(), 3, datetime.now(UTC)) is None
+        assert await store.set_label(new_id(), 3, datetime.now(UTC), None) is None
         assert await all_pages(store, limit=5) == []
 
 
 class TestDelete:
     async def test_delete_removes_everywhere(self, store: PredictionRepository) -> None:
         keep, gone = record(2), record(8)
-        await store.insert(keep, b"keep")
-        await store.insert(gone, b"gone")
-        assert await store.delete(gone.id) is True
-        assert await store.get(gone.id) is None
-        assert await store.get_image(gone.id) is None
+        await put(store, keep, b"keep")
+        await put(store, gone, b"gone")
+        assert await store.delete(gone.id, ALICE.id) is True
+        assert await store.get(gone.id, None) is None
+        assert await store.get_image(gone.id, None) is None
         assert [r.id for r in await all_pages(store, limit=10)] == [keep.id]
-        assert await store.delete(gone.id) is False
+        assert [r.id for r in await all_pages(store, ALICE.id, limit=10)] == [keep.id]
+        assert await store.delete(gone.id, None) is False
 
     async def test_ping(self, store: PredictionRepository) -> None:
         await store.ping()
+
+
+class TestOwners:
+    async def test_an_owner_never_reaches_another_owners_predictions(
+        self, store: PredictionRepository
+    ) -> None:
+        mine, theirs = record(4, owner=ALICE), record(6, owner=BOB)
+        await put(store, mine, b"alice's")
+        await put(store, theirs, b"bob's")
+        at = datetime.now(UTC)
+        assert await store.get(theirs.id, ALICE.id) is None
+        assert await store.get_image(theirs.id, ALICE.id) is None
+        assert await store.set_label(theirs.id, 1, at, ALICE.id) is None
+        assert await store.delete(theirs.id, ALICE.id) is False
+        # ... and nothing changed for its owner.
+        assert await store.get(theirs.id, BOB.id) == theirs
+        image = await store.get_image(theirs.id, BOB.id)
+        assert image is not None
+        assert image.data == b"bob's"
+        assert [r.id for r in await all_pages(store, ALICE.id, limit=5)] == [mine.id]
+        assert [r.id for r in await all_pages(store, BOB.id, limit=5)] == [theirs.id]
+        assert [r.id for r in await all_pages(store, None, limit=5)] == [theirs.id, mine.id]
+
+    async def test_global_view_interleaves_owners_newest_first(
+        self, store: PredictionRepository
+    ) -> None:
+        owners = [ALICE, BOB, HEAVY]
+        records = [record(i % 10, owner=owners[i % 3]) for i in range(30)]
+        for r in records:
+            await put(store, r)
+        listed = await all_pages(store, None, limit=4)
+        assert [r.id for r in listed] == [r.id for r in reversed(records)]
+        assert [r.owner for r in listed] == [r.owner for r in reversed(records)]
+        for owner in owners:
+            own = await all_pages(store, owner.id, limit=3)
+            assert [r.id for r in own] == [r.id for r in reversed(records) if r.owner == owner.id]
+
+
+class TestRetention:
+    async def test_expired_predictions_disappear(self, opener: Opener) -> None:
+        async with opener(retention_s=2) as store:
+            old = record(5)
+            await put(store, old, b"old upload")
+            assert await store.get(old.id, None) == old
+            await store.set_label(old.id, 3, datetime.now(UTC), None)
+            await asyncio.sleep(2.5)
+            fresh = record(6)
+            await put(store, fresh)
+            assert await store.get(old.id, None) is None
+            assert await store.get_image(old.id, None) is None
+            assert await store.set_label(old.id, 4, datetime.now(UTC), None) is None
+            assert await store.delete(old.id, None) is False
+            for owner in (None, ALICE.id):
+                assert [r.id for r in await all_pages(store, owner, limit=5)] == [fresh.id]
+            await assert_gone_from_disk(store, old.id)
+
+
+async def assert_gone_from_disk(store: PredictionRepository, prediction_id: uuid.UUID) -> None:
+    """Not only invisible: gone. SQLite deletes expired rows when it purges; in Cassandra every
+    cell carried the TTL, the upload and the label included."""
+    if isinstance(store, SqliteRepository):
+        assert await store.purge() >= 1
+        count = await store._db.run(
+            lambda c: c.execute(
+                "SELECT COUNT(*) FROM predictions WHERE id = ?", (str(prediction_id),)
+            ).fetchone()[0]
+        )
+        assert count == 0
+        return
+    assert isinstance(store, CassandraRepository)
+    session, ks = store._db.session, store._db.keyspace
+    for cql in (
+        f"SELECT id FROM {ks}.predictions WHERE id = {prediction_id}",
+        f"SELECT id FROM {ks}.prediction_images WHERE id = {prediction_id}",
+        f"SELECT id FROM {ks}.history WHERE id = {prediction_id} ALLOW FILTERING",
+    ):
+        assert (await run(session, cql)).first() is None, cql

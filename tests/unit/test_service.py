@@ -18,15 +18,25 @@ import pytest_asyncio
 from PIL import Image
 
 from mnist_api.kernel.database import StoreError
-from mnist_api.kernel.errors import ApiError, InvalidImage, PredictionNotFound, StoreUnavailable
+from mnist_api.kernel.errors import (
+    ApiError,
+    Forbidden,
+    InvalidImage,
+    PredictionNotFound,
+    StoreUnavailable,
+)
 from mnist_api.kernel.metrics import Metrics
 from mnist_api.kernel.settings import load_settings
 from mnist_api.models import Inference, ModelRegistry
+from mnist_api.predictions.records import Caller, Owner
 from mnist_api.predictions.service import PredictionService
 from tests.fixtures.fakes import FakeModel, FakeRepository
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 T = TypeVar("T")
+ME = Caller(Owner("a11ce0000001", rate=10.0, burst=20))
+SOMEONE_ELSE = Caller(Owner("b0b000000002", rate=10.0, burst=20))
+ADMIN = Caller(Owner("ad0000000003"), sees_all=True)
 
 
 class Upload:
@@ -95,7 +105,7 @@ class TestPredict:
         self, parts: tuple[PredictionService, FakeRepository, Metrics]
     ) -> None:
         service, repository, _ = parts
-        record = await service.predict(Upload(png()))
+        record = await service.predict(ME, Upload(png()))
         assert record.model_version == "fake-3"
         assert record.digit == 0  # FakeModel reads the corner pixel, black in MNIST's format
         assert record.confidence == pytest.approx(0.9)
@@ -109,7 +119,7 @@ class TestPredict:
         answer = Inference(FakeModel.answer(4), "the-model-that-answered")
         with ThreadPoolExecutor(1) as pool:
             service = PredictionService(settings, Fixed(answer), FakeRepository(), Metrics(), pool)
-            record = await service.predict(Upload(png()))
+            record = await service.predict(ME, Upload(png()))
         assert (record.digit, record.model_version) == (4, "the-model-that-answered")
 
     async def test_image_work_runs_in_the_image_pool(
@@ -118,9 +128,9 @@ class TestPredict:
         service, _, _ = parts
         pool = service._images
         assert isinstance(pool, WatchedPool)
-        record = await service.predict(Upload(png()))
+        record = await service.predict(ME, Upload(png()))
         assert pool.jobs == 1
-        seen = await service.input_png(record.id)  # encoding the PNG is image work too
+        seen = await service.input_png(ME, record.id)  # encoding the PNG is image work too
         assert pool.jobs == 2
         assert pool.threads == {"images_0"}
         decoded = np.asarray(Image.open(io.BytesIO(seen)))
@@ -131,7 +141,7 @@ class TestPredict:
     ) -> None:
         service, repository, _ = parts
         with pytest.raises(InvalidImage):
-            await service.predict(Upload(b"not an image"))
+            await service.predict(ME, Upload(b"not an image"))
         assert repository.calls == []
 
     async def test_an_unreachable_store_is_a_503_that_says_nothing_was_stored(
@@ -140,7 +150,7 @@ class TestPredict:
         service, repository, metrics = parts
         repository.unreachable()
         with pytest.raises(StoreUnavailable) as refused:
-            await service.predict(Upload(png()))
+            await service.predict(ME, Upload(png()))
         assert refused.value.status == 503
         assert refused.value.headers == {"Retry-After": "1"}
         assert "nothing was stored" in refused.value.detail
@@ -154,7 +164,7 @@ class TestPredict:
         service, repository, metrics = parts
         repository.broken()
         with pytest.raises(StoreError) as failed:
-            await service.predict(Upload(png()))
+            await service.predict(ME, Upload(png()))
         assert not isinstance(failed.value, ApiError)
         assert metrics.store_errors.labels("insert")._value.get() == 1
 
@@ -163,7 +173,7 @@ class TestPredict:
     ) -> None:
         service, repository, _ = parts
         outcomes = await service.predict_many(
-            [Upload(png(), "a.png"), Upload(b"junk", "b.txt"), Upload(png(), "c.png")]
+            ME, [Upload(png(), "a.png"), Upload(b"junk", "b.txt"), Upload(png(), "c.png")]
         )
         assert [o.filename for o in outcomes] == ["a.png", "b.txt", "c.png"]
         assert outcomes[0].record is not None
@@ -177,24 +187,24 @@ class TestReadAndChange:
         self, parts: tuple[PredictionService, FakeRepository, Metrics]
     ) -> None:
         service, _, _ = parts
-        made = [await service.predict(Upload(png())) for _ in range(3)]
-        page = await service.history(limit=2, before=None, digit=None, labeled=None)
+        made = [await service.predict(ME, Upload(png())) for _ in range(3)]
+        page = await service.history(ME, limit=2, before=None, digit=None, labeled=None)
         assert [r.id for r in page.items] == [made[2].id, made[1].id]
         assert page.next_before == made[1].id
-        rest = await service.history(limit=2, before=page.next_before, digit=None, labeled=None)
+        rest = await service.history(ME, limit=2, before=page.next_before, digit=None, labeled=None)
         assert [r.id for r in rest.items] == [made[0].id]
         assert rest.next_before is None
-        labeled = await service.label(made[0].id, 7)
+        labeled = await service.label(ME, made[0].id, 7)
         assert labeled.label == 7
         assert labeled.labeled_at is not None
         assert labeled.labeled_at.microsecond % 1000 == 0  # stores keep milliseconds
-        only = await service.history(limit=10, before=None, digit=None, labeled=True)
+        only = await service.history(ME, limit=10, before=None, digit=None, labeled=True)
         assert [r.id for r in only.items] == [made[0].id]
-        await service.delete(made[0].id)
+        await service.delete(ME, made[0].id)
         with pytest.raises(PredictionNotFound):
-            await service.get(made[0].id)
+            await service.get(ME, made[0].id)
         with pytest.raises(PredictionNotFound):
-            await service.delete(made[0].id)
+            await service.delete(ME, made[0].id)
 
     async def test_unknown_ids_are_not_found(
         self, parts: tuple[PredictionService, FakeRepository, Metrics]
@@ -203,9 +213,35 @@ class TestReadAndChange:
         unknown = uuid.uuid1()
         for call in (service.get, service.image, service.input_png):
             with pytest.raises(PredictionNotFound):
-                await call(unknown)
+                await call(ME, unknown)
         with pytest.raises(PredictionNotFound):
-            await service.label(unknown, 1)
+            await service.label(ME, unknown, 1)
+
+    async def test_others_see_nothing_and_admins_see_all(
+        self, parts: tuple[PredictionService, FakeRepository, Metrics]
+    ) -> None:
+        service, _, _ = parts
+        mine = await service.predict(ME, Upload(png()))
+        assert mine.owner == ME.owner.id
+        for call in (service.get, service.image, service.input_png, service.delete):
+            with pytest.raises(PredictionNotFound):
+                await call(SOMEONE_ELSE, mine.id)
+        with pytest.raises(PredictionNotFound):
+            await service.label(SOMEONE_ELSE, mine.id, 1)
+        page = await service.history(SOMEONE_ELSE, limit=5, before=None, digit=None, labeled=None)
+        assert page.items == []
+        with pytest.raises(Forbidden):
+            await service.history(
+                SOMEONE_ELSE, limit=5, before=None, digit=None, labeled=None, owner=ME.owner.id
+            )
+        assert (await service.get(ADMIN, mine.id)).id == mine.id
+        everyone = await service.history(ADMIN, limit=5, before=None, digit=None, labeled=None)
+        assert mine.id in [r.id for r in everyone.items]
+        only_mine = await service.history(
+            ADMIN, limit=5, before=None, digit=None, labeled=None, owner=ME.owner.id
+        )
+        assert {r.owner for r in only_mine.items} == {ME.owner.id}
+        await service.delete(ADMIN, mine.id)
 
     async def test_store_failures_on_reads_are_503(
         self, parts: tuple[PredictionService, FakeRepository, Metrics]
@@ -213,5 +249,5 @@ class TestReadAndChange:
         service, repository, _ = parts
         repository.unreachable()
         with pytest.raises(StoreUnavailable):
-            await service.history(limit=5, before=None, digit=None, labeled=None)
+            await service.history(ME, limit=5, before=None, digit=None, labeled=None)
         await asyncio.sleep(0)

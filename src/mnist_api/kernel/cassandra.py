@@ -39,7 +39,19 @@ def quiet_driver_logs() -> None:
 
 
 def cluster_for(settings: Settings) -> Any:
-    """An acsylla cluster for the settings. Call inside a running event loop."""
+    """An acsylla cluster for the settings. Call inside a running event loop.
+
+    Failure handling, for a cluster that loses a node: heartbeats on idle connections find a
+    frozen node (one whose connections hang rather than close) within seconds; a request that
+    is idempotent goes to a second replica when the first has not answered after the
+    speculative delay; and write times are stamped by the client (monotonic), so a request that
+    ran twice writes the same cells at the same time, and a later delete still wins."""
+    speculative = None
+    if settings.cassandra_speculative_delay_ms > 0:
+        speculative = acsylla.SpeculativeExecutionPolicy(
+            constant_delay_ms=settings.cassandra_speculative_delay_ms,
+            max_speculative_executions=2,
+        )
     return acsylla.create_cluster(
         settings.cassandra_contact_points,
         port=settings.cassandra_port,
@@ -51,6 +63,10 @@ def cluster_for(settings: Settings) -> Any:
         serial_consistency=acsylla.Consistency.SERIAL,
         constant_reconnect_delay_ms=settings.cassandra_reconnect_delay_ms,
         load_balance_dc_aware=settings.cassandra_local_dc,
+        heartbeat_interval_sec=settings.cassandra_heartbeat_s,
+        idle_timeout_sec=settings.cassandra_idle_timeout_s,
+        speculative_execution_policy=speculative,
+        timestamp_gen="monotonic",
         application_name="mnist-api",
         log_level="error",
     )

@@ -53,10 +53,13 @@ class Problem(BaseModel):
 _RESPONSE_DESCRIPTIONS = {
     400: "Malformed request: a cursor this API did not issue, or a body that is not valid "
     "JSON or multipart",
+    401: "No API key, or a key that is unknown or revoked; see WWW-Authenticate",
+    403: "The key lacks the scope this operation needs",
     404: "No such prediction",
     413: "Request body over the size limit, or an image over the pixel limit",
     415: "Image type not supported",
     422: "Missing field, empty file, not an image, or no digit in it",
+    429: "The key's rate limit is spent; see Retry-After and the RateLimit headers",
     503: "Busy, timed out, or storage unreachable; see Retry-After",
 }
 RETRY_AFTER = {
@@ -65,13 +68,39 @@ RETRY_AFTER = {
         "schema": {"type": "integer", "minimum": 1},
     }
 }
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": {
+        "description": "requests the key may make at once (its bucket's size)",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "RateLimit-Remaining": {
+        "description": "requests the key may make now",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "RateLimit-Reset": {
+        "description": "seconds until the bucket is full again",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {
+        "description": "how to authenticate: `Bearer` (an API key)",
+        "schema": {"type": "string"},
+    }
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: WWW_AUTHENTICATE,
+    429: RETRY_AFTER | RATE_LIMIT_HEADERS,
+    503: RETRY_AFTER,
+}
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI: error answers with the problem-details schema (and ``Retry-After`` on 503)."""
+    """OpenAPI: error answers with the problem-details schema (and their headers: ``Retry-After``
+    on 429 and 503, ``WWW-Authenticate`` on 401)."""
     return {
         status: {"model": Problem, "description": _RESPONSE_DESCRIPTIONS.get(status, "Error")}
-        | ({"headers": RETRY_AFTER} if status == 503 else {})
+        | ({"headers": _HEADERS[status]} if status in _HEADERS else {})
         for status in statuses
     }
 
@@ -104,6 +133,32 @@ class BadRequest(ApiError):
 
 class InvalidCursor(BadRequest):
     title, slug = "Invalid cursor", "invalid-cursor"
+
+
+class Unauthorized(ApiError):
+    """No usable API key. The challenge names the scheme, and for a key that was sent but is not
+    valid, says so (RFC 6750); the key itself is never repeated."""
+
+    status, title, slug = 401, "API key required", "unauthorized"
+
+    def __init__(self, detail: str, *, invalid: bool = False) -> None:
+        challenge = 'Bearer realm="mnist-api"'
+        if invalid:
+            challenge += ', error="invalid_token"'
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
+
+
+class Forbidden(ApiError):
+    status, title, slug = 403, "Not allowed for this key", "forbidden"
+
+
+class RateLimited(ApiError):
+    """The key's token bucket is empty: ``Retry-After`` says when one request fits again."""
+
+    status, title, slug = 429, "Too many requests", "rate-limited"
+
+    def __init__(self, detail: str, *, retry_after_s: int, headers: dict[str, str]) -> None:
+        super().__init__(detail, headers={**headers, "Retry-After": str(retry_after_s)})
 
 
 class NotFound(ApiError):
@@ -171,6 +226,12 @@ class StoreUnavailable(Unavailable):
 DESCRIPTIONS: dict[str, str] = {
     "internal-error": "An unexpected error; it has been logged.",
     "bad-request": "The request is malformed.",
+    "unauthorized": "Send an API key: `Authorization: Bearer KEY` or `X-API-Key: KEY`. An "
+    "administrator creates keys with `mnist-api keys create`.",
+    "forbidden": "The API key lacks the scope this operation needs, or the request asks for "
+    "something only an admin key may do.",
+    "rate-limited": "The API key made more requests than its rate allows; retry after the "
+    "seconds in Retry-After.",
     "invalid-cursor": "The cursor is not one this service issued.",
     "not-found": "There is nothing at this address.",
     "prediction-not-found": "No prediction has this id.",

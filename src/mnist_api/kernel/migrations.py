@@ -222,7 +222,8 @@ class Migrator:
             if loop.time() >= deadline:
                 raise MigrationError(
                     f"another upgrade ({row.get('owner')}) holds the migration lock; it expires "
-                    f"{LOCK_TTL_S} s after it was taken"
+                    f"{LOCK_TTL_S} s after it was last renewed, or, if that upgrade was killed, "
+                    "`mnist-api db unlock` releases it now"
                 )
             await asyncio.sleep(0.5)
 
@@ -270,6 +271,21 @@ class Migrator:
             await self._release()
         return done
 
+    async def break_lock(self) -> str | None:
+        """Release the lock whoever holds it (an upgrade that was killed); its holder, if any.
+        Only for when no upgrade runs: the lock would otherwise expire on its own."""
+        result = await run(
+            self.session,
+            f"SELECT owner FROM {self.keyspace}.schema_migration_lock WHERE id = 'upgrade'",
+        )
+        row = result.first()
+        if row is None:
+            return None
+        await run(
+            self.session, f"DELETE FROM {self.keyspace}.schema_migration_lock WHERE id = 'upgrade'"
+        )
+        return str(row.column_value("owner"))
+
     async def _keep_lock(self) -> None:
         """Renew the lock's TTL while a long step (a data step over many rows) runs."""
         cql = (
@@ -292,7 +308,7 @@ class Migrator:
 
 
 async def run_command(settings: Settings, command: str) -> None:
-    """``mnist-api db upgrade|status|history``; prints what it did."""
+    """``mnist-api db upgrade|status|history|unlock``; prints what it did."""
     migrations = load_migrations(settings.cql_dir or default_cql_dir())
     cluster, session = await connect(
         settings, keyspace=None, wait_s=settings.cassandra_startup_timeout_s
@@ -309,6 +325,10 @@ async def run_command(settings: Settings, command: str) -> None:
             )
             return
         await migrator.ensure_bookkeeping()
+        if command == "unlock":
+            holder = await migrator.break_lock()
+            print(f"released the migration lock held by {holder}" if holder else "no lock held")
+            return
         records = await migrator.applied()
         if command == "history":
             for version, record in sorted(records.items()):

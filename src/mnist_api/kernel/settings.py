@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal
@@ -78,7 +79,57 @@ class Settings(BaseSettings):
     cassandra_startup_timeout_s: float = Field(
         60.0, ge=0, description="how long start-up waits for the cluster"
     )
+    cassandra_heartbeat_s: int = Field(
+        1, ge=1, le=60, description="heartbeat on idle connections, to find a frozen node fast"
+    )
+    cassandra_idle_timeout_s: int = Field(
+        3,
+        ge=1,
+        le=600,
+        description="a connection with no answer to heartbeats for this long is dropped",
+    )
+    cassandra_speculative_delay_ms: int = Field(
+        250,
+        ge=0,
+        le=10_000,
+        description="send an idempotent request to another replica when the first has not answered "
+        "after this long (0: never)",
+    )
     cql_dir: Path | None = Field(None, description="migrations folder (default: the packaged one)")
+    retention_days: float | None = Field(
+        None,
+        gt=0,
+        le=7300,
+        description="how long a prediction and its upload are kept (unset: for ever)",
+    )
+    purge_interval_s: float = Field(
+        3600.0, gt=0, description="how often the SQLite store deletes expired predictions"
+    )
+
+    # Identity.
+    auth: Literal["required", "off"] = Field(
+        "required",
+        description="required: every /v1 call and /upload needs an API key; off: anyone who can "
+        "reach the port may use the API (local use only)",
+    )
+    allow_anonymous: bool = Field(
+        False, description="allow MNIST_API_AUTH=off on an address that is not loopback"
+    )
+    key_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="how long a worker trusts a key it has looked up; a revoked key stops "
+        "working on every worker within this time",
+    )
+    default_key_rate: float = Field(
+        10.0, gt=0, le=10_000, description="requests per second of a key created without --rate"
+    )
+    rate_limit_file: Path | None = Field(
+        None,
+        description="shared memory for the token buckets of all workers of one instance (set by "
+        "`mnist-api serve`; unset: this process's own)",
+    )
 
     # HTTP.
     host: str = Field("127.0.0.1", min_length=1, description="address `mnist-api serve` binds")
@@ -117,6 +168,38 @@ class Settings(BaseSettings):
             raise ValueError("MNIST_API_CASSANDRA_CONTACT_POINTS is empty")
         return self
 
+    @model_validator(mode="after")
+    def _anonymous_only_on_loopback(self) -> Settings:
+        if self.auth == "off" and not self.allow_anonymous and not is_loopback(self.host):
+            raise ValueError(
+                f"MNIST_API_AUTH=off would let anyone who can reach {self.host} read, relabel "
+                "and delete every prediction; serve on 127.0.0.1, or set MNIST_API_AUTH=required "
+                "and create a key (mnist-api keys create --name NAME), or set "
+                "MNIST_API_ALLOW_ANONYMOUS=true if that is what you want"
+            )
+        if self.auth == "required" and self.store == "none":
+            raise ValueError(
+                "MNIST_API_STORE=none keeps no keys either: use it with MNIST_API_AUTH=off"
+            )
+        return self
+
+    @property
+    def retention_s(self) -> int | None:
+        """Retention in whole seconds (at least 1), or None to keep everything."""
+        if self.retention_days is None:
+            return None
+        return max(1, round(self.retention_days * 86_400))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listening address only takes connections from this machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
 
 def replication_map(spec: str) -> dict[str, str | int]:
     """Parse ``SimpleStrategy:1`` or ``NetworkTopologyStrategy:dc1=3,dc2=2``."""
@@ -141,7 +224,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "settings"
-            env = f"MNIST_API_{field.upper()}" if error["loc"] else field
-            problems.append(f"{env}: {error['msg']}")
+            if not error["loc"]:  # a rule across settings: its message names them
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            field = ".".join(str(p) for p in error["loc"])
+            problems.append(f"MNIST_API_{field.upper()}: {error['msg']}")
         raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

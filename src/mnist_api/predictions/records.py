@@ -1,5 +1,5 @@
-"""The records of the predictions subject: what the service stores and reads back, the
-history's queries and pages, and prediction ids.
+"""The records of the predictions subject: what the service stores and reads back, who asks,
+the history's queries and pages, and prediction ids.
 
 History is ordered newest first by the prediction id, a version-1 (time-based) UUID, and paged by
 keyset: a page continues strictly before the last id of the previous one, so uploads that arrive
@@ -30,6 +30,30 @@ class ImageMeta:
 
 
 @dataclass(frozen=True)
+class Owner:
+    """Who a prediction belongs to: a key's id (or ``anonymous``), with the rate that bounds how
+    fast it can upload (None: no bound but the service's own), which sizes its history's
+    partitions in Cassandra."""
+
+    id: str
+    rate: float | None = None
+    burst: int | None = None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks: an owner, who sees their own predictions, or one who sees everyone's."""
+
+    owner: Owner
+    sees_all: bool = False
+
+    @property
+    def scope(self) -> str | None:
+        """The owner whose predictions this caller may see, or None for all."""
+        return None if self.sees_all else self.owner.id
+
+
+@dataclass(frozen=True)
 class PredictionRecord:
     id: uuid.UUID
     digit: int
@@ -39,6 +63,7 @@ class PredictionRecord:
     created_at: datetime
     image: ImageMeta
     input_pixels: bytes  # the 28x28 uint8 image the model saw, row-major
+    owner: str  # the key that made it (its id), or `anonymous`
     label: int | None = None
     labeled_at: datetime | None = None
 
@@ -52,6 +77,7 @@ class StoredImage:
 @dataclass(frozen=True)
 class HistoryQuery:
     limit: int
+    owner: str | None = None  # only this owner's predictions; None: everyone's
     before: uuid.UUID | None = None  # keyset cursor: only ids strictly older than this
     digit: int | None = None
     labeled: bool | None = None

@@ -13,8 +13,16 @@ from uuid import UUID
 from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 
 from mnist_api.kernel.errors import TooManyFiles, problem_responses
+from mnist_api.keys import AUTH_PROBLEMS, KeyServiceDep, Predictor
 from mnist_api.predictions.cursor import decode_cursor, encode_cursor
-from mnist_api.predictions.dependencies import ServiceDep
+from mnist_api.predictions.dependencies import (
+    DeleterDep,
+    LabelerDep,
+    ReaderDep,
+    ServiceDep,
+    UploaderDep,
+    caller_of,
+)
 from mnist_api.predictions.schemas import (
     CURSOR_PATTERN,
     BatchItem,
@@ -24,8 +32,11 @@ from mnist_api.predictions.schemas import (
     PredictionPage,
 )
 
-router = APIRouter(prefix="/v1/predictions", tags=["predictions"])
-legacy_router = APIRouter(tags=["legacy"])
+# Every operation needs a key with a scope (when authentication is on): 401, 403 and 429 apply.
+router = APIRouter(
+    prefix="/v1/predictions", tags=["predictions"], responses=problem_responses(*AUTH_PROBLEMS)
+)
+legacy_router = APIRouter(tags=["legacy"], responses=problem_responses(*AUTH_PROBLEMS))
 
 UploadField = Annotated[
     UploadFile,
@@ -73,9 +84,9 @@ ID_LINKS = {
     },
 )
 async def create_prediction(
-    file: UploadField, service: ServiceDep, response: Response
+    file: UploadField, caller: UploaderDep, service: ServiceDep, response: Response
 ) -> Prediction:
-    record = await service.predict(file)
+    record = await service.predict(caller, file)
     response.headers["Location"] = f"/v1/predictions/{record.id}"
     return Prediction.of(record)
 
@@ -84,18 +95,26 @@ async def create_prediction(
     "/batch",
     summary="Recognise the digits in several images",
     description="One result per file, in order: a prediction (status 201) or the problem that "
-    "stopped that file. Files are independent: one bad file does not fail the others.",
+    "stopped that file. Files are independent: one bad file does not fail the others. Each "
+    "file counts as one request against the key's rate limit.",
     responses=problem_responses(400, 413, 422, 503),
 )
 async def create_predictions_batch(
     files: Annotated[list[UploadFile], File(description="the images, as repeated `files` fields")],
+    principal: Predictor,
+    keys: KeyServiceDep,
     service: ServiceDep,
+    response: Response,
 ) -> BatchResult:
     limit = service.max_batch_files
     if len(files) > limit:
         raise TooManyFiles(f"{len(files)} files sent; a batch takes at most {limit}")
+    if len(files) > 1:  # the request itself took one token on its way in
+        decision = await keys.limit(principal, cost=len(files) - 1)
+        if decision is not None:
+            response.headers.update(decision.headers())
     items = []
-    for outcome in await service.predict_many(list(files)):
+    for outcome in await service.predict_many(caller_of(principal), list(files)):
         if outcome.record is not None:
             prediction = Prediction.of(outcome.record)
             items.append(BatchItem(filename=outcome.filename, status=201, prediction=prediction))
@@ -115,6 +134,7 @@ async def create_predictions_batch(
     responses=problem_responses(400, 503),
 )
 async def list_predictions(
+    caller: ReaderDep,
     service: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 20,
     cursor: Annotated[
@@ -129,9 +149,19 @@ async def list_predictions(
     labeled: Annotated[
         bool | None, Query(description="true: only corrected ones; false: only uncorrected")
     ] = None,
+    owner: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="only this owner's predictions (a key's id, or `anonymous`); other "
+            "owners than the caller's own need an admin key",
+        ),
+    ] = None,
 ) -> PredictionPage:
     before = decode_cursor(cursor) if cursor is not None else None
-    page = await service.history(limit=limit, before=before, digit=digit, labeled=labeled)
+    page = await service.history(
+        caller, limit=limit, before=before, digit=digit, labeled=labeled, owner=owner
+    )
     return PredictionPage(
         items=[Prediction.of(record) for record in page.items],
         next_cursor=encode_cursor(page.next_before) if page.next_before else None,
@@ -141,8 +171,10 @@ async def list_predictions(
 @router.get(
     "/{prediction_id:uuid}", summary="Get one prediction", responses=problem_responses(404, 503)
 )
-async def get_prediction(prediction_id: PredictionId, service: ServiceDep) -> Prediction:
-    return Prediction.of(await service.get(prediction_id))
+async def get_prediction(
+    prediction_id: PredictionId, caller: ReaderDep, service: ServiceDep
+) -> Prediction:
+    return Prediction.of(await service.get(caller, prediction_id))
 
 
 @router.get(
@@ -154,12 +186,20 @@ async def get_prediction(prediction_id: PredictionId, service: ServiceDep) -> Pr
         **problem_responses(404, 503),
     },
 )
-async def get_prediction_image(prediction_id: PredictionId, service: ServiceDep) -> Response:
-    image = await service.image(prediction_id)
+async def get_prediction_image(
+    prediction_id: PredictionId, caller: ReaderDep, service: ServiceDep
+) -> Response:
+    image = await service.image(caller, prediction_id)
+    extension = image.content_type.removeprefix("image/").split("+")[0] or "bin"
     return Response(
         image.data,
         media_type=image.content_type,
-        headers={"Cache-Control": "private, max-age=3600"},
+        headers={
+            "Cache-Control": "private, max-age=3600",
+            # Someone's upload: a download, never a document rendered on this origin.
+            "Content-Disposition": f'attachment; filename="{prediction_id}.{extension}"',
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
     )
 
 
@@ -172,8 +212,10 @@ async def get_prediction_image(prediction_id: PredictionId, service: ServiceDep)
         **problem_responses(404, 503),
     },
 )
-async def get_prediction_input(prediction_id: PredictionId, service: ServiceDep) -> Response:
-    png = await service.input_png(prediction_id)
+async def get_prediction_input(
+    prediction_id: PredictionId, caller: ReaderDep, service: ServiceDep
+) -> Response:
+    png = await service.input_png(caller, prediction_id)
     return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -184,9 +226,9 @@ async def get_prediction_input(prediction_id: PredictionId, service: ServiceDep)
     responses=problem_responses(400, 404, 413, 503),
 )
 async def set_prediction_label(
-    prediction_id: PredictionId, body: LabelUpdate, service: ServiceDep
+    prediction_id: PredictionId, body: LabelUpdate, caller: LabelerDep, service: ServiceDep
 ) -> Prediction:
-    return Prediction.of(await service.label(prediction_id, body.label))
+    return Prediction.of(await service.label(caller, prediction_id, body.label))
 
 
 @router.delete(
@@ -196,8 +238,10 @@ async def set_prediction_label(
     summary="Delete a prediction and its image",
     responses=problem_responses(404, 503),
 )
-async def delete_prediction(prediction_id: PredictionId, service: ServiceDep) -> Response:
-    await service.delete(prediction_id)
+async def delete_prediction(
+    prediction_id: PredictionId, caller: DeleterDep, service: ServiceDep
+) -> Response:
+    await service.delete(caller, prediction_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -209,5 +253,5 @@ async def delete_prediction(prediction_id: PredictionId, service: ServiceDep) ->
     "New clients should use `POST /v1/predictions`.",
     responses={200: {"links": ID_LINKS}, **problem_responses(400, 413, 415, 422, 503)},
 )
-async def upload_legacy(file: UploadField, service: ServiceDep) -> Prediction:
-    return Prediction.of(await service.predict(file))
+async def upload_legacy(file: UploadField, caller: UploaderDep, service: ServiceDep) -> Prediction:
+    return Prediction.of(await service.predict(caller, file))

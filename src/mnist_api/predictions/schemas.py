@@ -34,6 +34,7 @@ _PREDICTION_EXAMPLE: dict[str, Any] = {
     "model_version": "cnn-20261124T090000Z-1a2b3c4d",
     "created_at": "2026-11-24T09:30:00.123Z",
     "image": _IMAGE_EXAMPLE,
+    "owner": "3f2a9c1d8e7b",
     "label": None,
     "labeled_at": None,
 }
@@ -71,6 +72,10 @@ class Prediction(BaseModel):
     model_version: str = Field(description="version id of the model artifact that answered")
     created_at: datetime = Field(description="when the upload was received (UTC)")
     image: ImageInfo
+    owner: str = Field(
+        description="the id of the key that made it (`anonymous` without a key)",
+        examples=["3f2a9c1d8e7b"],
+    )
     label: Digit | None = Field(None, description="a person's correction; null until given")
     labeled_at: datetime | None = Field(None, description="when the label was given (UTC)")
 

@@ -1,7 +1,10 @@
 """The use cases of predictions: recognise an upload, list, fetch, label and delete.
 
 The service works with domain records (``records.PredictionRecord``); the routes make the HTTP
-schemas from them. Store failures are told apart: an unreachable store is a 503 that tells the
+schemas from them. Every use case is asked by a ``Caller``: an upload belongs to the caller's
+owner, and the caller sees, labels and deletes only its owner's predictions (all of them if it
+may see all); another owner's prediction is answered exactly as one that does not exist, so ids
+cannot be probed. Store failures are told apart: an unreachable store is a 503 that tells the
 client to retry, any other store error is a fault of the service (500, logged).
 """
 
@@ -14,19 +17,20 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from mnist_api.kernel.database import StoreUnavailableError
-from mnist_api.kernel.errors import ApiError, PredictionNotFound, StoreUnavailable
+from mnist_api.kernel.errors import ApiError, Forbidden, PredictionNotFound, StoreUnavailable
 from mnist_api.kernel.metrics import Metrics
 from mnist_api.kernel.settings import Settings
+from mnist_api.kernel.timing import now_ms
 from mnist_api.models import Inference
 from mnist_api.predictions.preprocessing import prepare
 from mnist_api.predictions.records import (
+    Caller,
     HistoryPage,
     HistoryQuery,
     PredictionRecord,
@@ -105,7 +109,7 @@ class PredictionService:
     async def ping_store(self) -> None:
         await self._repository.ping()
 
-    async def predict(self, upload: Upload) -> PredictionRecord:
+    async def predict(self, caller: Caller, upload: Upload) -> PredictionRecord:
         # Reading one byte over the limit is enough to refuse the file, and bounds the read.
         data = await upload.read(self._settings.max_upload_bytes + 1)
         prepared = await self._in_image_pool(
@@ -129,49 +133,65 @@ class PredictionService:
             created_at=id_time(prediction_id),
             image=prepared.meta,
             input_pixels=prepared.pixels.tobytes(),
+            owner=caller.owner.id,
         )
-        await self._stored("insert", self._repository.insert(record, prepared.data))
+        await self._stored("insert", self._repository.insert(record, prepared.data, caller.owner))
         self._metrics.predictions.labels(str(digit)).inc()
         return record
 
-    async def predict_many(self, uploads: list[Upload]) -> list[BatchOutcome]:
+    async def predict_many(self, caller: Caller, uploads: list[Upload]) -> list[BatchOutcome]:
         """Each file on its own (one bad file does not fail the others), all at once so that
         the batcher runs them through the model together."""
 
         async def one(upload: Upload) -> BatchOutcome:
             try:
-                return BatchOutcome(upload.filename, record=await self.predict(upload))
+                return BatchOutcome(upload.filename, record=await self.predict(caller, upload))
             except ApiError as exc:
                 return BatchOutcome(upload.filename, error=exc)
 
         return list(await asyncio.gather(*(one(upload) for upload in uploads)))
 
     async def history(
-        self, *, limit: int, before: uuid.UUID | None, digit: int | None, labeled: bool | None
+        self,
+        caller: Caller,
+        *,
+        limit: int,
+        before: uuid.UUID | None,
+        digit: int | None,
+        labeled: bool | None,
+        owner: str | None = None,
     ) -> HistoryPage:
-        query = HistoryQuery(limit=limit, before=before, digit=digit, labeled=labeled)
+        """A page of the caller's history; one who sees all may ask for one owner's."""
+        if owner is not None and not caller.sees_all and owner != caller.owner.id:
+            raise Forbidden("only an admin key may list the predictions of another owner")
+        query = HistoryQuery(
+            limit=limit,
+            owner=owner if owner is not None else caller.scope,
+            before=before,
+            digit=digit,
+            labeled=labeled,
+        )
         return await self._stored("history", self._repository.history(query))
 
-    async def get(self, prediction_id: uuid.UUID) -> PredictionRecord:
-        return _found(await self._stored("get", self._repository.get(prediction_id)), prediction_id)
+    async def get(self, caller: Caller, prediction_id: uuid.UUID) -> PredictionRecord:
+        call = self._repository.get(prediction_id, caller.scope)
+        return _found(await self._stored("get", call), prediction_id)
 
-    async def image(self, prediction_id: uuid.UUID) -> StoredImage:
-        image = await self._stored("get_image", self._repository.get_image(prediction_id))
-        return _found(image, prediction_id)
+    async def image(self, caller: Caller, prediction_id: uuid.UUID) -> StoredImage:
+        call = self._repository.get_image(prediction_id, caller.scope)
+        return _found(await self._stored("get_image", call), prediction_id)
 
-    async def input_png(self, prediction_id: uuid.UUID) -> bytes:
-        record = await self.get(prediction_id)
+    async def input_png(self, caller: Caller, prediction_id: uuid.UUID) -> bytes:
+        record = await self.get(caller, prediction_id)
         pixels = np.frombuffer(record.input_pixels, dtype=np.uint8).reshape(28, 28)
         return await self._in_image_pool(functools.partial(to_png, pixels))
 
-    async def label(self, prediction_id: uuid.UUID, label: int) -> PredictionRecord:
-        now = datetime.now(UTC)
-        labeled_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # stores keep ms
-        call = self._repository.set_label(prediction_id, label, labeled_at)
+    async def label(self, caller: Caller, prediction_id: uuid.UUID, label: int) -> PredictionRecord:
+        call = self._repository.set_label(prediction_id, label, now_ms(), caller.scope)
         return _found(await self._stored("set_label", call), prediction_id)
 
-    async def delete(self, prediction_id: uuid.UUID) -> None:
-        if not await self._stored("delete", self._repository.delete(prediction_id)):
+    async def delete(self, caller: Caller, prediction_id: uuid.UUID) -> None:
+        if not await self._stored("delete", self._repository.delete(prediction_id, caller.scope)):
             raise PredictionNotFound(f"no prediction has the id {prediction_id}")
 
 

@@ -1,5 +1,8 @@
 """The ``PredictionRepository`` protocol every store implements. Stores raise the kernel's
-``StoreError``, and ``StoreUnavailableError`` when their database cannot be reached."""
+``StoreError``, and ``StoreUnavailableError`` when their database cannot be reached.
+
+Reads and changes of one prediction take the owner the caller may see (``None``: any owner): a
+prediction of another owner is answered exactly as one that does not exist."""
 
 from __future__ import annotations
 
@@ -7,7 +10,13 @@ import uuid
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from mnist_api.predictions.records import HistoryPage, HistoryQuery, PredictionRecord, StoredImage
+from mnist_api.predictions.records import (
+    HistoryPage,
+    HistoryQuery,
+    Owner,
+    PredictionRecord,
+    StoredImage,
+)
 
 
 @runtime_checkable
@@ -24,16 +33,18 @@ class PredictionRepository(Protocol):
 
     async def ping(self) -> None: ...
 
-    async def insert(self, record: PredictionRecord, image: bytes) -> None: ...
+    async def insert(self, record: PredictionRecord, image: bytes, owner: Owner) -> None: ...
 
-    async def get(self, prediction_id: uuid.UUID) -> PredictionRecord | None: ...
+    async def get(self, prediction_id: uuid.UUID, owner: str | None) -> PredictionRecord | None: ...
 
-    async def get_image(self, prediction_id: uuid.UUID) -> StoredImage | None: ...
+    async def get_image(
+        self, prediction_id: uuid.UUID, owner: str | None
+    ) -> StoredImage | None: ...
 
     async def history(self, query: HistoryQuery) -> HistoryPage: ...
 
     async def set_label(
-        self, prediction_id: uuid.UUID, label: int, labeled_at: datetime
+        self, prediction_id: uuid.UUID, label: int, labeled_at: datetime, owner: str | None
     ) -> PredictionRecord | None: ...
 
-    async def delete(self, prediction_id: uuid.UUID) -> bool: ...
+    async def delete(self, prediction_id: uuid.UUID, owner: str | None) -> bool: ...

@@ -6,7 +6,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from mnist_api.predictions.records import HistoryPage, HistoryQuery, PredictionRecord, StoredImage
+from mnist_api.predictions.records import (
+    HistoryPage,
+    HistoryQuery,
+    Owner,
+    PredictionRecord,
+    StoredImage,
+)
 
 
 class NullRepository:
@@ -22,22 +28,22 @@ class NullRepository:
     async def ping(self) -> None:
         return None
 
-    async def insert(self, record: PredictionRecord, image: bytes) -> None:
+    async def insert(self, record: PredictionRecord, image: bytes, owner: Owner) -> None:
         return None
 
-    async def get(self, prediction_id: uuid.UUID) -> PredictionRecord | None:
+    async def get(self, prediction_id: uuid.UUID, owner: str | None) -> PredictionRecord | None:
         return None
 
-    async def get_image(self, prediction_id: uuid.UUID) -> StoredImage | None:
+    async def get_image(self, prediction_id: uuid.UUID, owner: str | None) -> StoredImage | None:
         return None
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         return HistoryPage([], None)
 
     async def set_label(
-        self, prediction_id: uuid.UUID, label: int, labeled_at: datetime
+        self, prediction_id: uuid.UUID, label: int, labeled_at: datetime, owner: str | None
     ) -> PredictionRecord | None:
         return None
 
-    async def delete(self, prediction_id: uuid.UUID) -> bool:
+    async def delete(self, prediction_id: uuid.UUID, owner: str | None) -> bool:
         return False

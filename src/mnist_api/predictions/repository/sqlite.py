@@ -1,62 +1,44 @@
-"""The embedded default store: one SQLite file, created with its schema on first start.
+"""Predictions in the embedded SQLite file (``kernel.sqlite`` holds the connection and the
+schema): one row per prediction, with its upload and its owner; the history is read through the
+indexes on (ticks, id) and (owner, ticks, id).
 
-SQLite calls block, so every call runs on one dedicated thread that owns the connection; the
-event loop only awaits them.
+With a retention period, a prediction is invisible from the moment it expires (every read asks
+for rows younger than the cutoff), and a task deletes expired rows on a schedule
+(``MNIST_API_PURGE_INTERVAL_S``), in small transactions so that writers never wait long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
+import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any
 
-from mnist_api.kernel.database import StoreError, StoreUnavailableError
+from mnist_api.kernel.database import StoreError
+from mnist_api.kernel.sqlite import SqliteDatabase, in_transaction
+from mnist_api.kernel.timing import from_ms, to_ms
 from mnist_api.predictions.records import (
+    UUID_EPOCH_OFFSET,
     HistoryPage,
     HistoryQuery,
     ImageMeta,
+    Owner,
     PredictionRecord,
     StoredImage,
     id_ticks,
 )
 
-T = TypeVar("T")
-SCHEMA_VERSION = 1
-BUSY_TIMEOUT_S = 10.0  # how long a statement waits for another connection's lock
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    id             TEXT PRIMARY KEY,
-    ticks          INTEGER NOT NULL,   -- the UUID's 100-ns timestamp: history order
-    digit          INTEGER NOT NULL,
-    confidence     REAL NOT NULL,
-    probabilities  TEXT NOT NULL,      -- JSON array of 10 numbers
-    model_version  TEXT NOT NULL,
-    created_at_ms  INTEGER NOT NULL,
-    content_type   TEXT NOT NULL,
-    width          INTEGER NOT NULL,
-    height         INTEGER NOT NULL,
-    size_bytes     INTEGER NOT NULL,
-    sha256         TEXT NOT NULL,
-    input_pixels   BLOB NOT NULL,      -- 28x28 uint8, what the model saw
-    image          BLOB NOT NULL,      -- the original upload
-    label          INTEGER,
-    labeled_at_ms  INTEGER
-);
-CREATE INDEX IF NOT EXISTS predictions_history ON predictions (ticks DESC, id DESC);
-CREATE INDEX IF NOT EXISTS predictions_by_digit ON predictions (digit, ticks DESC, id DESC);
-"""
+log = logging.getLogger("mnist_api")
 # The record and its row meet here and nowhere else: the columns in order, and the two mappings.
 RECORD_COLUMNS = (
     "id", "digit", "confidence", "probabilities", "model_version", "created_at_ms",
-    "content_type", "width", "height", "size_bytes", "sha256", "input_pixels", "label",
+    "content_type", "width", "height", "size_bytes", "sha256", "input_pixels", "owner", "label",
     "labeled_at_ms",
 )  # fmt: skip
 COLUMNS = ", ".join(RECORD_COLUMNS)
@@ -64,14 +46,7 @@ INSERT = (
     f"INSERT INTO predictions (ticks, image, {COLUMNS}) "
     f"VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 2))})"
 )
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def _from_ms(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+PURGE_CHUNK = 500  # rows deleted per transaction
 
 
 def _row(record: PredictionRecord) -> tuple[object, ...]:
@@ -82,142 +57,112 @@ def _row(record: PredictionRecord) -> tuple[object, ...]:
         record.confidence,
         json.dumps(list(record.probabilities)),
         record.model_version,
-        _ms(record.created_at),
+        to_ms(record.created_at),
         record.image.content_type,
         record.image.width,
         record.image.height,
         record.image.size_bytes,
         record.image.sha256,
         record.input_pixels,
+        record.owner,
         record.label,
-        _ms(record.labeled_at) if record.labeled_at else None,
+        to_ms(record.labeled_at) if record.labeled_at else None,
     )
 
 
 def _record(row: tuple[Any, ...]) -> PredictionRecord:
     """The record of a row of ``RECORD_COLUMNS``."""
-    pid, digit, confidence, probs, version, created, ctype, w, h, size, sha, pixels, label, at = row
+    pid, digit, confidence, probs, version, created, ctype, w, h, size, sha, pixels = row[:12]
+    owner, label, at = row[12:]
     return PredictionRecord(
         id=uuid.UUID(pid),
         digit=digit,
         confidence=confidence,
         probabilities=tuple(json.loads(probs)),
         model_version=version,
-        created_at=_from_ms(created),
+        created_at=from_ms(created),
         image=ImageMeta(ctype, w, h, size, sha),
         input_pixels=bytes(pixels),
+        owner=owner,
         label=label,
-        labeled_at=_from_ms(at) if at is not None else None,
+        labeled_at=from_ms(at) if at is not None else None,
     )
 
 
 def _insert_all(conn: sqlite3.Connection, *, rows: list[tuple[object, ...]]) -> None:
     """All rows in one transaction: every one of them is stored, or none."""
-    conn.execute("BEGIN")
-    try:
-        conn.executemany(INSERT, rows)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+    in_transaction(conn, lambda c: c.executemany(INSERT, rows))
 
 
-def _use_wal(conn: sqlite3.Connection) -> None:
-    """Switch to write-ahead logging. While another connection is creating the same file or
-    switching it too (workers starting together on an empty path), SQLite answers "database is
-    locked" at once instead of waiting for the busy timeout, so wait here."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _create_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables once, under the write lock, so concurrent openers wait for each other
-    (``BEGIN IMMEDIATE`` waits for the busy timeout) and the version check sees the result."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this service ({SCHEMA_VERSION})"
-            )
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def _purge(conn: sqlite3.Connection, *, before_ticks: int) -> int:
+    """Delete up to ``PURGE_CHUNK`` predictions older than the cutoff; how many went."""
+    return conn.execute(
+        "DELETE FROM predictions WHERE rowid IN "
+        "(SELECT rowid FROM predictions WHERE ticks < ? LIMIT ?)",
+        (before_ticks, PURGE_CHUNK),
+    ).rowcount
 
 
 class SqliteRepository:
     name = "sqlite"
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.location = str(path)
-        self._executor: ThreadPoolExecutor | None = None
-        self._conn: sqlite3.Connection | None = None
+    def __init__(
+        self,
+        database: SqliteDatabase,
+        *,
+        retention_s: int | None = None,
+        purge_interval_s: float = 3600.0,
+    ) -> None:
+        self._db = database
+        self.location = database.location
+        self.retention_s = retention_s
+        self._purge_interval_s = purge_interval_s
+        self._purger: asyncio.Task[None] | None = None
         # Group commit: inserts that arrive while a write runs go in the next transaction.
         self._pending: list[tuple[tuple[object, ...], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        if self._executor is None or self._conn is None:
-            raise StoreUnavailableError("the SQLite store is not open")
-        conn = self._conn
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, fn, conn)
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailableError(f"SQLite: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise StoreError(f"SQLite: {exc}") from exc
-
     async def open(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        loop = asyncio.get_running_loop()
-        try:
-            self._conn = await loop.run_in_executor(self._executor, self._connect)
-        except (OSError, sqlite3.Error) as exc:
-            self._executor.shutdown(wait=False)
-            self._executor = None
-            raise StoreError(f"cannot open the SQLite store at {self.path}: {exc}") from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
-        )
-        try:
-            _use_wal(conn)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            _create_schema(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        if self.retention_s is not None:
+            self._purger = asyncio.create_task(self._purge_forever(), name="sqlite-purge")
 
     async def close(self) -> None:
-        if self._executor is None:
-            return
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+            self._purger = None
 
     async def ping(self) -> None:
-        await self._run(lambda c: c.execute("SELECT 1").fetchone())
+        await self._db.ping()
 
-    async def insert(self, record: PredictionRecord, image: bytes) -> None:
+    def _cutoff(self) -> int:
+        """The ticks before which predictions have expired (0: none expire)."""
+        if self.retention_s is None:
+            return 0
+        return int((time.time() - self.retention_s) * 10_000_000) + UUID_EPOCH_OFFSET
+
+    async def purge(self) -> int:
+        """Delete every expired prediction now; how many went."""
+        removed = 0
+        while True:
+            purge = functools.partial(_purge, before_ticks=self._cutoff())
+            done = await self._db.run(functools.partial(in_transaction, work=purge))
+            removed += done
+            if done < PURGE_CHUNK:
+                return removed
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                removed = await self.purge()
+                if removed:
+                    log.info("deleted %d expired predictions", removed)
+            except StoreError as exc:
+                log.warning("could not delete expired predictions: %s", exc)
+            await asyncio.sleep(self._purge_interval_s)
+
+    async def insert(self, record: PredictionRecord, image: bytes, owner: Owner) -> None:
         """Stored (committed) when this returns. Concurrent inserts share one transaction,
         which costs one thread hand-off and one commit for the group instead of one each."""
         values = (id_ticks(record.id), image, *_row(record))
@@ -232,7 +177,7 @@ class SqliteRepository:
             group, self._pending = self._pending, []
             rows = [values for values, _ in group]
             try:
-                await self._run(functools.partial(_insert_all, rows=rows))
+                await self._db.run(functools.partial(_insert_all, rows=rows))
             except StoreError as exc:
                 for _, done in group:
                     if not done.done():
@@ -242,19 +187,31 @@ class SqliteRepository:
                     if not done.done():
                         done.set_result(None)
 
-    async def get(self, prediction_id: uuid.UUID) -> PredictionRecord | None:
-        sql = f"SELECT {COLUMNS} FROM predictions WHERE id = ?"
-        row = await self._run(lambda c: c.execute(sql, (str(prediction_id),)).fetchone())
+    def _visible(self, owner: str | None) -> tuple[str, list[object]]:
+        """The condition on a row that the caller may see and that has not expired."""
+        where, params = "ticks >= ?", list[object]([self._cutoff()])
+        if owner is not None:
+            where += " AND owner = ?"
+            params.append(owner)
+        return where, params
+
+    async def get(self, prediction_id: uuid.UUID, owner: str | None) -> PredictionRecord | None:
+        visible, params = self._visible(owner)
+        sql = f"SELECT {COLUMNS} FROM predictions WHERE id = ? AND {visible}"
+        args = (str(prediction_id), *params)
+        row = await self._db.run(lambda c: c.execute(sql, args).fetchone())
         return _record(row) if row else None
 
-    async def get_image(self, prediction_id: uuid.UUID) -> StoredImage | None:
-        sql = "SELECT content_type, image FROM predictions WHERE id = ?"
-        row = await self._run(lambda c: c.execute(sql, (str(prediction_id),)).fetchone())
+    async def get_image(self, prediction_id: uuid.UUID, owner: str | None) -> StoredImage | None:
+        visible, params = self._visible(owner)
+        sql = f"SELECT content_type, image FROM predictions WHERE id = ? AND {visible}"
+        args = (str(prediction_id), *params)
+        row = await self._db.run(lambda c: c.execute(sql, args).fetchone())
         return StoredImage(row[0], bytes(row[1])) if row else None
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
-        where: list[str] = []
-        params: list[object] = []
+        visible, params = self._visible(query.owner)
+        where: list[str] = [visible]
         if query.before is not None:
             where.append("(ticks < ? OR (ticks = ? AND id < ?))")
             ticks = id_ticks(query.before)
@@ -265,25 +222,27 @@ class SqliteRepository:
         if query.labeled is not None:
             where.append("label IS NOT NULL" if query.labeled else "label IS NULL")
         sql = (
-            f"SELECT {COLUMNS} FROM predictions"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + " ORDER BY ticks DESC, id DESC LIMIT ?"
+            f"SELECT {COLUMNS} FROM predictions WHERE {' AND '.join(where)}"
+            " ORDER BY ticks DESC, id DESC LIMIT ?"
         )
         params.append(query.limit + 1)
-        rows = await self._run(lambda c: c.execute(sql, params).fetchall())
+        rows = await self._db.run(lambda c: c.execute(sql, params).fetchall())
         items = [_record(row) for row in rows[: query.limit]]
         more = len(rows) > query.limit
         return HistoryPage(items, items[-1].id if more and items else None)
 
     async def set_label(
-        self, prediction_id: uuid.UUID, label: int, labeled_at: datetime
+        self, prediction_id: uuid.UUID, label: int, labeled_at: datetime, owner: str | None
     ) -> PredictionRecord | None:
-        sql = "UPDATE predictions SET label = ?, labeled_at_ms = ? WHERE id = ?"
-        args = (label, _ms(labeled_at), str(prediction_id))
-        changed = await self._run(lambda c: c.execute(sql, args).rowcount)
-        return await self.get(prediction_id) if changed else None
+        visible, params = self._visible(owner)
+        sql = f"UPDATE predictions SET label = ?, labeled_at_ms = ? WHERE id = ? AND {visible}"
+        args = (label, to_ms(labeled_at), str(prediction_id), *params)
+        changed = await self._db.run(lambda c: c.execute(sql, args).rowcount)
+        return await self.get(prediction_id, owner) if changed else None
 
-    async def delete(self, prediction_id: uuid.UUID) -> bool:
-        sql = "DELETE FROM predictions WHERE id = ?"
-        changed = await self._run(lambda c: c.execute(sql, (str(prediction_id),)).rowcount)
+    async def delete(self, prediction_id: uuid.UUID, owner: str | None) -> bool:
+        visible, params = self._visible(owner)
+        sql = f"DELETE FROM predictions WHERE id = ? AND {visible}"
+        args = (str(prediction_id), *params)
+        changed = await self._db.run(lambda c: c.execute(sql, args).rowcount)
         return bool(changed)
