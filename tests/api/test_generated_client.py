@@ -458,3 +458,62 @@ def test_health_and_readiness(sdk: ModuleType, api: Any) -> None:
     assert ready.model_loaded is True
     assert ready.store_reachable is True
     assert ready.store == "sqlite"
+
+
+# --- with API keys ---------------------------------------------------------------------------
+
+SECURED_PACKAGE = "mnist_secured_client"
+
+
+@pytest.fixture(scope="module")
+def secured_sdk(secured_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The SDK generated from a server that needs keys: its ``AuthenticatedClient`` sends one."""
+    spec = httpx.get(f"{secured_server.url}/openapi.json", timeout=10).json()
+    made = generate(spec, tmp_path_factory.mktemp("secured-sdk") / SECURED_PACKAGE)
+    assert made.returncode == 0, made.output
+    with imported(made.package_dir) as package:
+        for name in (
+            "api.predictions.create_prediction",
+            "api.predictions.list_predictions",
+            "api.predictions.get_prediction",
+            "api.keys.get_current_key",
+            "models",
+        ):
+            importlib.import_module(f"{SECURED_PACKAGE}.{name}")
+        yield package
+
+
+def test_authenticated_client_sends_the_key(
+    secured_sdk: Any, secured_server: Any, golden: dict[int, bytes]
+) -> None:
+    api = secured_sdk.api
+    secret = secured_server.key("python sdk")
+    other = secured_server.key("someone else")
+    with (
+        secured_sdk.AuthenticatedClient(base_url=secured_server.url, token=secret) as mine,
+        secured_sdk.AuthenticatedClient(base_url=secured_server.url, token=other) as theirs,
+        secured_sdk.Client(base_url=secured_server.url) as nobody,
+    ):
+        me = api.keys.get_current_key.sync(client=mine)
+        assert isinstance(me, secured_sdk.models.KeyInfo)
+        assert (me.name, me.id) == ("python sdk", secret.split("_")[1])
+        body = secured_sdk.models.PredictionUpload(file=image_file(secured_sdk, golden[6], "6.png"))
+        created = api.predictions.create_prediction.sync_detailed(client=mine, body=body)
+        assert created.status_code == 201, created.content
+        prediction = created.parsed
+        assert prediction.digit == 6
+        assert prediction.owner == me.id
+        page = api.predictions.list_predictions.sync(client=mine)
+        assert [item.id for item in page.items] == [prediction.id]
+        # Another key: the prediction does not exist for it.
+        hidden = api.predictions.get_prediction.sync_detailed(
+            prediction_id=prediction.id, client=theirs
+        )
+        assert hidden.status_code == 404
+        assert isinstance(hidden.parsed, secured_sdk.models.Problem)
+        # No key at all: a typed 401 problem.
+        refused = api.predictions.list_predictions.sync_detailed(client=nobody)
+        assert refused.status_code == 401
+        assert isinstance(refused.parsed, secured_sdk.models.Problem)
+        assert refused.parsed.type_ == "/problems/unauthorized"
+        assert refused.headers["www-authenticate"].startswith("Bearer")
