@@ -21,6 +21,14 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture
+def shots(artifacts_dir: Path) -> Path:
+    """Where the browser tests save their screenshots (``test-artifacts/browser``)."""
+    folder = artifacts_dir / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():

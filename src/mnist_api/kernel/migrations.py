@@ -264,6 +264,7 @@ class Migrator:
                     ],
                 )
                 done.append(migration)
+                self.progress(f"applied {migration.label}")
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -316,9 +317,7 @@ async def run_command(settings: Settings, command: str) -> None:
     try:
         migrator = Migrator(settings, session, migrations)
         if command == "upgrade":
-            applied = await migrator.upgrade()
-            for migration in applied:
-                print(f"applied {migration.label}")
+            applied = await migrator.upgrade()  # says "applied NNNN_name" as each one is
             print(
                 f"keyspace {settings.cassandra_keyspace}: schema is current "
                 f"({len(migrations)} migrations, {len(applied)} applied now)"

@@ -1,5 +1,10 @@
 // The calls to the public /v1 API, the only server the page talks to. A failed call throws an
 // ApiProblem (with the problem-details body of the answer) or a NetworkProblem.
+//
+// When the service needs API keys, the key in use (see session.js) goes with every call as
+// `Authorization: Bearer KEY`, never in an address. A call that the service answers with 401
+// (the key was revoked meanwhile, or the service now needs one) throws a KeyRejected, after the
+// handler given to whenKeyRejected has been told once.
 
 const API = "/v1/predictions";
 export const PAGE_SIZE = 10;
@@ -14,8 +19,32 @@ export class ApiProblem extends Error {
   }
 }
 
+/** A 401: no key, or one the service does not (or no longer) accept(s). */
+export class KeyRejected extends ApiProblem {}
+
 /** The request did not reach the service, or its answer did not come back. */
 export class NetworkProblem extends Error {}
+
+let apiKey = null; // the key sent with every call, or null (authentication off)
+let session = 0; // changes with the key: answers to calls of an earlier session are dropped
+let keyRejected = () => {};
+
+/** Sends `secret` with every call from now on (null: no key). */
+export function useKey(secret) {
+  apiKey = secret || null;
+  session += 1;
+}
+
+/** Whether calls carry a key. */
+export const hasKey = () => apiKey !== null;
+
+/** A number that changes whenever the key does: compare it before and after an await. */
+export const currentSession = () => session;
+
+/** `handler(error)` runs when a call made with the current key (or none) is answered 401. */
+export function whenKeyRejected(handler) {
+  keyRejected = handler;
+}
 
 /** Seconds to wait from a Retry-After header (a number of seconds or an HTTP date), or null. */
 function retryAfterSeconds(response) {
@@ -27,34 +56,63 @@ function retryAfterSeconds(response) {
   return Math.max(1, Math.ceil((when - Date.now()) / 1000));
 }
 
-/** Fetches a URL of the API and returns its JSON body (null if it has none). */
-async function request(url, options = {}) {
-  let response;
+/** fetch() with the key (`secret`) in the Authorization header; a NetworkProblem if it fails. */
+async function send(url, options, secret) {
+  const headers = { ...(options.headers || {}) };
+  if (secret) headers.Authorization = `Bearer ${secret}`;
   try {
-    response = await fetch(url, {
-      ...options,
-      headers: { Accept: "application/json", ...(options.headers || {}) },
-    });
+    return await fetch(url, { ...options, headers });
   } catch (cause) {
     throw new NetworkProblem(String(cause));
   }
+}
+
+/** The JSON body of an answer, or null if it has none (or it is not JSON). */
+async function jsonBody(response) {
   const type = response.headers.get("Content-Type") || "";
-  let body = null;
-  if (type.includes("json")) {
-    try {
-      body = await response.json();
-    } catch {
-      body = null;
-    }
+  if (!type.includes("json")) return null;
+  try {
+    return await response.json();
+  } catch {
+    return null;
   }
-  if (!response.ok) {
-    const problem =
-      body && typeof body === "object"
-        ? body
-        : { title: response.statusText || `Error ${response.status}`, detail: "" };
-    throw new ApiProblem(response.status, problem, retryAfterSeconds(response));
-  }
+}
+
+/**
+ * The error for an answer that is not a success. A 401 to a call made with the key still in use
+ * is reported to the whenKeyRejected handler (unless `quiet`: checking a key someone typed).
+ */
+function problemOf(response, body, secret, quiet) {
+  const problem =
+    body && typeof body === "object"
+      ? body
+      : { title: response.statusText || `Error ${response.status}`, detail: "" };
+  const retryAfter = retryAfterSeconds(response);
+  if (response.status !== 401) return new ApiProblem(response.status, problem, retryAfter);
+  const error = new KeyRejected(response.status, problem, retryAfter);
+  if (!quiet && secret === apiKey) keyRejected(error);
+  return error;
+}
+
+/** Fetches a URL of the API and returns its JSON body (null if it has none). */
+async function request(url, options = {}, { secret = apiKey, quiet = false } = {}) {
+  const response = await send(
+    url,
+    { ...options, headers: { Accept: "application/json", ...(options.headers || {}) } },
+    secret,
+  );
+  const body = await jsonBody(response);
+  if (!response.ok) throw problemOf(response, body, secret, quiet);
   return body;
+}
+
+/**
+ * Who the service takes a call with `secret` (or none) for: GET /v1/keys/me. Throws a
+ * KeyRejected (401) when the key is not accepted, or when the service needs one and none is
+ * given; that does not count as the key in use being rejected.
+ */
+export function checkKey(secret) {
+  return request("/v1/keys/me", {}, { secret: secret || null, quiet: true });
 }
 
 /** Recognises the digit in an image: POST /v1/predictions. Returns the new prediction. */
@@ -78,6 +136,18 @@ export function labelPrediction(id, label) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ label }),
   });
+}
+
+/** An image of the API as a Blob, fetched with the key (an <img> cannot send one). */
+export async function fetchImage(url) {
+  const secret = apiKey;
+  const response = await send(
+    url,
+    { headers: { Accept: "image/*, application/problem+json" } },
+    secret,
+  );
+  if (!response.ok) throw problemOf(response, await jsonBody(response), secret, false);
+  return response.blob();
 }
 
 /** The image as it was sent. */

@@ -1,8 +1,16 @@
 // The history of recent predictions, newest first: a page at a time ("Load more"), and a row of
 // digit buttons on each item to record the right digit (one Tab stop; arrow keys move).
-import { imageUrl, inputUrl, labelPrediction, listPredictions } from "./api.js";
+import {
+  currentSession,
+  imageUrl,
+  inputUrl,
+  KeyRejected,
+  labelPrediction,
+  listPredictions,
+} from "./api.js";
 import { byId, createElement } from "./dom.js";
 import { formatTime, percent, sentence } from "./format.js";
+import { forgetImage, showImage } from "./images.js";
 import { announce, describe, reportError } from "./messages.js";
 
 const list = byId("history");
@@ -39,16 +47,16 @@ function renderItem(prediction, li) {
 
   const thumb = item.querySelector(".thumb");
   if (!li) {
-    thumb.src = imageUrl(prediction.id);
     // The original may be in a format browsers do not show (TIFF): fall back to the 28x28.
     thumb.addEventListener(
       "error",
       () => {
-        thumb.src = inputUrl(prediction.id);
         thumb.classList.add("is-input");
+        showImage(thumb, inputUrl(prediction.id));
       },
       { once: true },
     );
+    showImage(thumb, imageUrl(prediction.id), { lazy: true });
   }
   thumb.alt = `Image recognised as ${prediction.digit}`;
 
@@ -118,17 +126,29 @@ function appendPage(page) {
 
 /** Loads the next page of the history (the first one on the first call). */
 export async function loadHistory() {
+  const session = currentSession();
   loadMore.disabled = true;
   try {
     const page = await listPredictions(nextCursor);
+    if (currentSession() !== session) return null; // another key's page: not shown
     appendPage(page);
     return page;
   } catch (error) {
-    reportError(error);
+    if (currentSession() === session) reportError(error);
     return null;
   } finally {
     loadMore.disabled = false;
   }
+}
+
+/** Empties the history (another key, or none, is in use now). */
+export function resetHistory() {
+  for (const item of known.values()) forgetImage(item.querySelector(".thumb"));
+  known.clear();
+  list.replaceChildren();
+  nextCursor = null;
+  loadMore.hidden = true;
+  empty.hidden = true;
 }
 
 async function onLoadMore() {
@@ -162,9 +182,11 @@ async function onCorrect(event) {
   itemError.hidden = true;
   try {
     const updated = await labelPrediction(item.dataset.id, digit);
+    if (known.get(updated.id) !== item) return; // the history was emptied meanwhile
     renderItem(updated, item);
     announce(`Prediction labelled ${digit}.`);
   } catch (error) {
+    if (error instanceof KeyRejected) return; // the page asks for a key instead
     const { heading, detail } = describe(error);
     itemError.textContent = `Correction not saved. ${sentence(heading)} ${detail}`.trim();
     itemError.hidden = false;

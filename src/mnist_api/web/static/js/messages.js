@@ -1,6 +1,6 @@
 // What the page tells the user: the alert area for errors, and the status line that screen
 // readers announce.
-import { ApiProblem, NetworkProblem } from "./api.js";
+import { ApiProblem, KeyRejected, NetworkProblem } from "./api.js";
 import { byId, createElement, reveal } from "./dom.js";
 import { sentence } from "./format.js";
 
@@ -62,14 +62,28 @@ export function describe(error) {
       : "Service busy — try again in a moment";
     return { heading, detail };
   }
+  if (status === 429) {
+    const seconds = error.retryAfter;
+    const heading = seconds
+      ? `Too many requests — try again in ${seconds} s`
+      : "Too many requests — try again in a moment";
+    return { heading, detail };
+  }
+  if (status === 401) {
+    return { heading: "API key not accepted", detail };
+  }
+  if (status === 403) {
+    return { heading: "Not allowed with this API key", detail };
+  }
   if (status === 404) {
     return { heading: problem.title || "Not found", detail };
   }
   return { heading: problem.title || `Error ${status}`, detail };
 }
 
-/** Shows an error in the alert area. */
+/** Shows an error in the alert area (a rejected key is not: the page asks for one instead). */
 export function reportError(error) {
+  if (error instanceof KeyRejected) return;
   const { heading, detail } = describe(error);
   showAlert(heading, detail);
 }

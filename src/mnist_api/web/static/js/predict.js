@@ -1,6 +1,6 @@
 // Sending an image for recognition, from the drawing pad or an uploaded file. One prediction at
 // a time: while one is under way both ways in say so and wait.
-import { predict } from "./api.js";
+import { currentSession, predict } from "./api.js";
 import { byId } from "./dom.js";
 import { percent } from "./format.js";
 import { addToHistoryTop } from "./history.js";
@@ -32,14 +32,16 @@ export async function submit(blob, filename, button) {
   clearAlert();
   const oldText = button?.textContent;
   if (button) button.textContent = "Recognising…";
+  const session = currentSession();
   try {
     const prediction = await predict(blob, filename);
+    if (currentSession() !== session) return; // made with a key that is no longer in use
     showResult(prediction);
     addToHistoryTop(prediction);
     revealResult();
     announce(`Recognised ${prediction.digit}, ${percent(prediction.confidence)} confident.`);
   } catch (error) {
-    reportError(error);
+    if (currentSession() === session) reportError(error);
   } finally {
     if (button) button.textContent = oldText;
     setBusy(false);

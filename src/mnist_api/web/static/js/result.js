@@ -3,6 +3,7 @@
 import { inputUrl } from "./api.js";
 import { byId, createElement, reveal } from "./dom.js";
 import { percent } from "./format.js";
+import { forgetImage, showImage } from "./images.js";
 
 const resultPanel = byId("result");
 const resultBody = byId("result-body");
@@ -42,12 +43,25 @@ export function showResult(prediction) {
   resultBody.hidden = false;
   resultDigit.textContent = String(prediction.digit);
   resultConfidence.textContent = percent(prediction.confidence);
-  resultInput.src = inputUrl(prediction.id);
+  showImage(resultInput, inputUrl(prediction.id));
   resultInput.alt = "The 28 by 28 pixel image the model saw for this prediction";
   resultModel.textContent = `Model ${prediction.model_version}`;
   bars.replaceChildren(
     ...prediction.probabilities.map((p, digit) => bar(digit, p, digit === prediction.digit)),
   );
+}
+
+/** Empties the result panel (another key, or none, is in use now). */
+export function clearResult() {
+  delete resultPanel.dataset.predictionId;
+  forgetImage(resultInput);
+  resultInput.alt = "";
+  resultDigit.textContent = "";
+  resultConfidence.textContent = "";
+  resultModel.textContent = "";
+  bars.replaceChildren();
+  resultBody.hidden = true;
+  resultEmpty.hidden = false;
 }
 
 /** Marks the result panel busy while a prediction is under way. */
