@@ -9,7 +9,10 @@ p50/p95/p99 latency, errors and accuracy. Scenarios:
 - batched   the service as shipped: batched compiled inference, SQLite store;
 - predict   (a) the original way: one ``model.predict`` per request, no batching, SQLite store;
 - ceiling   (b) the same app with inference and storage switched off;
-- cassandra the service as shipped on the local Cassandra node (with --cassandra).
+- cassandra the service as shipped on the local Cassandra node (with --cassandra);
+- keys      the service as shipped with API keys required, uploading with a key.
+
+Every scenario but ``keys`` runs with authentication off (as ``scripts/run`` serves).
 
 Targets on a 2-core machine: batched at 64 clients >= 5x predict and >= 50% of ceiling;
 p99 <= 50 ms at 16 clients. With --cassandra it also measures the stores' own write and read
@@ -151,7 +154,9 @@ async def drive(
 WRK_LINE = re.compile(r"^WRK (.*)$", re.MULTILINE)
 
 
-def drive_wrk(port: int, bodies_dir: Path, count: int, clients: int, seconds: float) -> Result:
+def drive_wrk(
+    port: int, bodies_dir: Path, count: int, clients: int, seconds: float, key: str | None = None
+) -> Result:
     """wrk (C, one thread): leaves more of the two cores to the server than Python clients."""
     script = Path(__file__).with_name("wrk_upload.lua")
 
@@ -159,7 +164,7 @@ def drive_wrk(port: int, bodies_dir: Path, count: int, clients: int, seconds: fl
         command = [
             "wrk", "-t1", "--timeout", "60s", f"-c{clients}", f"-d{round(duration)}s",
             "-s", str(script), f"http://127.0.0.1:{port}/v1/predictions",
-            "--", str(bodies_dir), str(count), BOUNDARY,
+            "--", str(bodies_dir), str(count), BOUNDARY, *([key] if key else []),
         ]  # fmt: skip
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         match = WRK_LINE.search(output)
@@ -239,18 +244,24 @@ async def store_latency(settings_overrides: dict[str, object], n: int) -> None:
     """Write and read latency of a store itself, from Python, without HTTP."""
     import hashlib
 
+    from mnist_api.kernel.databases import open_database
     from mnist_api.kernel.settings import load_settings
     from mnist_api.predictions.records import (
         HistoryQuery,
         ImageMeta,
+        Owner,
         PredictionRecord,
         id_time,
         new_id,
     )
     from mnist_api.predictions.repository import open_repository
 
-    store = open_repository(load_settings(**settings_overrides))  # type: ignore[arg-type]
+    settings = load_settings(auth="off", **settings_overrides)  # type: ignore[arg-type]
+    database = open_database(settings)
+    await database.open()
+    store = open_repository(database, settings)
     await store.open()
+    owner = Owner("anonymous")
     image = bytes(range(256)) * 4  # about the size of a small PNG upload
     writes, reads, pages = [], [], []
     ids = []
@@ -266,14 +277,15 @@ async def store_latency(settings_overrides: dict[str, object], n: int) -> None:
                 created_at=id_time(pid),
                 image=ImageMeta("image/png", 28, 28, len(image), hashlib.sha256(image).hexdigest()),
                 input_pixels=bytes(784),
+                owner=owner.id,
             )
             started = time.perf_counter()
-            await store.insert(record, image)
+            await store.insert(record, image, owner)
             writes.append(time.perf_counter() - started)
             ids.append(pid)
         for pid in ids:
             started = time.perf_counter()
-            await store.get(pid)
+            await store.get(pid, None)
             reads.append(time.perf_counter() - started)
         for _ in range(50):
             started = time.perf_counter()
@@ -281,6 +293,7 @@ async def store_latency(settings_overrides: dict[str, object], n: int) -> None:
             pages.append(time.perf_counter() - started)
     finally:
         await store.close()
+        await database.close()
 
     def ms(values: list[float], q: float) -> float:
         return float(np.percentile(values, q) * 1000)
@@ -292,6 +305,15 @@ async def store_latency(settings_overrides: dict[str, object], n: int) -> None:
         f"history page(20) p50 {ms(pages, 50):6.2f} ms  p99 {ms(pages, 99):6.2f} ms",
         flush=True,
     )
+
+
+def new_key(env: dict[str, str]) -> str:
+    """A key for the load generator, unlimited in practice, in the store ``env`` names."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("MNIST_API_")} | env
+    command = [sys.executable, "-m", "mnist_api", "keys", "create", "--name", "bench"]
+    command += ["--rate", "10000/s", "--burst", "100000"]
+    made = subprocess.run(command, env=full, capture_output=True, text=True, check=True)
+    return made.stdout.strip()
 
 
 def migrate(keyspace: str) -> None:
@@ -345,11 +367,12 @@ def main() -> int:
         asyncio.run(store_latency({"sqlite_path": args.work / "store.sqlite3"}, 1000))
         print()
 
-    base = {"MNIST_API_MODEL_PATH": str(args.model)}
+    base = {"MNIST_API_MODEL_PATH": str(args.model), "MNIST_API_AUTH": "off"}
     scenarios: list[tuple[str, dict[str, str], list[int]]] = [
         ("predict", {"MNIST_API_INFERENCE_MODE": "predict"}, [64]),
         ("ceiling", {"MNIST_API_INFERENCE_MODE": "off", "MNIST_API_STORE": "none"}, [64, 16]),
         ("batched", {}, [64, 16]),
+        ("keys", {"MNIST_API_AUTH": "required"}, [64, 16]),
     ]
     if args.cassandra:
         scenarios.append(("cassandra", cassandra_env, [64, 16]))
@@ -358,19 +381,22 @@ def main() -> int:
         scenarios = [s for s in scenarios if s[0] in args.only]
     for name, env, client_counts in scenarios:
         sqlite = args.work / f"{name}-{secrets.token_hex(3)}.sqlite3"
-        server = Server(
-            base | {"MNIST_API_SQLITE_PATH": str(sqlite)} | env,
-            args.work / f"{name}.log",
-            args.workers,
-        )
+        server_env = base | {"MNIST_API_SQLITE_PATH": str(sqlite)} | env
+        key = new_key(server_env) if name == "keys" else None
+        server = Server(server_env, args.work / f"{name}.log", args.workers)
         try:
             for clients in client_counts:
                 if args.client == "wrk":
                     result = drive_wrk(
-                        server.port, bodies_dir, len(requests), clients, args.seconds
+                        server.port, bodies_dir, len(requests), clients, args.seconds, key
                     )
                 else:
-                    result = asyncio.run(drive(server.port, requests, clients, args.seconds))
+                    sent = requests
+                    if key is not None:
+                        line = f"Authorization: Bearer {key}\r\n".encode()
+                        host = b"Host: 127.0.0.1\r\n"
+                        sent = [(r.replace(host, host + line, 1), d) for r, d in requests]
+                    result = asyncio.run(drive(server.port, sent, clients, args.seconds))
                 results[(name, clients)] = result
                 report(name, clients, result)
         finally:

@@ -1,6 +1,7 @@
 -- wrk script for bench/api.py --client wrk: uploads real MNIST test digits in turn, as
 -- multipart bodies that bench/api.py wrote to files, and prints one summary line.
--- Arguments (after --): folder with 0.bin .. N-1.bin, N, multipart boundary.
+-- Arguments (after --): folder with 0.bin .. N-1.bin, N, multipart boundary, and an API key
+-- (optional: sent as Authorization: Bearer).
 
 local bodies = {}
 local headers = {}
@@ -9,6 +10,9 @@ local counter = 0
 function init(args)
   local folder, count = args[1], tonumber(args[2])
   headers["Content-Type"] = "multipart/form-data; boundary=" .. args[3]
+  if args[4] then
+    headers["Authorization"] = "Bearer " .. args[4]
+  end
   for i = 0, count - 1 do
     local file = assert(io.open(folder .. "/" .. i .. ".bin", "rb"))
     bodies[#bodies + 1] = file:read("*a")
