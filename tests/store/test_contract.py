@@ -203,16 +203,21 @@ class TestHistory:
         assert len(second.items) == 2
         assert second.next_before is None
 
-    async def test_paging_is_stable_while_uploads_arrive(self, store: PredictionRepository) -> None:
-        originals = [record(i % 10) for i in range(30)]
+    @pytest.mark.parametrize("owner", [ALICE, HEAVY], ids=["hour-buckets", "sharded-minutes"])
+    @pytest.mark.parametrize("listing", ["own", "global"])
+    async def test_paging_is_stable_while_uploads_arrive(
+        self, store: PredictionRepository, owner: Owner, listing: str
+    ) -> None:
+        originals = [record(i % 10, owner=owner) for i in range(30)]
         for r in originals:
             await put(store, r)
         listed: list[uuid.UUID] = []
         before = None
+        seen_by = owner.id if listing == "own" else None
         while True:
             page, *_ = await asyncio.gather(
-                store.history(HistoryQuery(limit=7, before=before)),
-                *(put(store, record(5), b"new") for _ in range(5)),
+                store.history(HistoryQuery(limit=7, before=before, owner=seen_by)),
+                *(put(store, record(5, owner=owner), b"new") for _ in range(5)),
             )
             listed += [r.id for r in page.items]
             if page.next_before is None:
