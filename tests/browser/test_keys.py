@@ -46,7 +46,10 @@ pytestmark = pytest.mark.browser
 
 STORAGE_KEY = "mnist-api-key"  # where js/session.js keeps the key, in sessionStorage
 WRONG_KEY = "mnist_0123456789ab_" + "A" * 43  # well formed, but no such key
-BRANDING = "https://cdn.redoc.ly/redoc/logo-mini.svg"  # ReDoc's logo (see test_docs)
+# ReDoc's logo, from its maker's CDN (see test_docs). ReDoc 2.5.4 always adds this <img>, and the
+# service's policy (img-src 'self' data: blob:) refuses it, as it should: ReDoc then hides it.
+# That one refusal is the only violation tolerated, and only on /redoc.
+BRANDING = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 # Reports an init script makes of every Content-Security-Policy violation, before any of the
 # page's own scripts run.
 CSP_LISTENER = """
@@ -68,7 +71,7 @@ class Watch:
     host: str
     requests: list[Request] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    allowed_outside: tuple[str, ...] = ()
+    tolerated: list[str] = field(default_factory=list)  # ReDoc's logo refused, on /redoc
 
     def guard(self, route: Route) -> None:
         url = route.request.url
@@ -76,9 +79,13 @@ class Watch:
         if scheme in ("data", "blob") or urlsplit(url).netloc == self.host:
             route.continue_()
             return
-        if url not in self.allowed_outside:
+        if url != BRANDING:
             self.problems.append(f"request outside the service: {url}")
         route.abort()
+
+    @staticmethod
+    def is_branding(text: str, page_url: str) -> bool:
+        return BRANDING in text and urlsplit(page_url).path == "/redoc"
 
     def on_request(self, request: Request) -> None:
         self.requests.append(request)
@@ -86,7 +93,10 @@ class Watch:
     def on_console(self, message: ConsoleMessage) -> None:
         text = message.text
         if "Content Security Policy" in text or "Content-Security-Policy" in text:
-            self.problems.append(f"CSP: {text}")
+            if self.is_branding(text, message.page.url if message.page else ""):
+                self.tolerated.append(text)
+            else:
+                self.problems.append(f"CSP: {text}")
         # The browser logs every 4xx/5xx answer; those are expected (a wrong key is a 401).
         elif message.type == "error" and "Failed to load resource" not in text:
             self.problems.append(f"console error: {text}")
@@ -101,7 +111,9 @@ class Watch:
     def violations(self, page: Page) -> list[str]:
         """The CSP violations the page saw (its listener's and the console's)."""
         seen: list[str] = page.evaluate("window.__cspViolations || []")
-        return seen + [p for p in self.problems if p.startswith("CSP")]
+        return [v for v in seen if not self.is_branding(v, page.url)] + [
+            p for p in self.problems if p.startswith("CSP")
+        ]
 
 
 OpenPage = Callable[..., tuple[Page, Watch]]
@@ -114,7 +126,7 @@ def new_watched_page(
     options.setdefault("reduced_motion", "reduce")
     context = browser.new_context(base_url=server.url, **options)
     contexts.append(context)
-    watch = Watch(host=urlsplit(server.url).netloc, allowed_outside=(BRANDING,))
+    watch = Watch(host=urlsplit(server.url).netloc)
     watch.attach(context)
     return context.new_page(), watch
 
@@ -393,9 +405,11 @@ def test_a_revoked_key_is_asked_for_again(
 
     revoked = mnist_api(secured_server.env, "keys", "revoke", key_id(secret))
     assert revoked.returncode == 0, revoked.stderr
+    # Workers trust a key they have read for 1 s: until then uploads may still work. The first
+    # call refused (the upload, or the fetch of an image after it) brings back the form.
     deadline = time.monotonic() + 10
-    status = 201
-    while status != 401:  # until every worker's cached copy of the key has expired
+    form = page.locator("#signin")
+    while not form.is_visible():
         assert time.monotonic() < deadline, "the revoked key was still accepted after 10 s"
         page.wait_for_timeout(300)
         status = upload(page, "two.png", golden[2]).status
@@ -420,6 +434,24 @@ def test_a_revoked_key_is_asked_for_again(
     expect(page.locator("#history-empty")).to_be_visible()
     assert upload(page, "two.png", golden[2]).status == 201
     expect(page.locator("#history > li")).to_have_count(1)
+
+
+def test_missing_scope_is_readable(
+    open_secured: OpenPage, secured_server: SecuredServer, golden: dict[int, bytes]
+) -> None:
+    """A key that may only read: its history shows, and an upload says what the key lacks."""
+    secret = secured_server.key("reader", "--scopes", "read", "--rate", "200/s")
+    page, _ = open_secured()
+    sign_in(page, secret, "reader")
+    expect(page.locator("#history-empty")).to_be_visible()
+    response = upload(page, "three.png", golden[3])
+    assert response.status == 403
+    alert = page.locator("#alert")
+    expect(alert).to_have_text(
+        "Not allowed with this API key This API key lacks the predict scope."
+    )
+    expect(page.locator("#keybar")).to_be_visible()  # still signed in
+    assert stored_key(page) == secret
 
 
 def test_rate_limit_is_readable(
@@ -473,19 +505,20 @@ def test_swagger_ui_authorize(
         scheme = dialog.locator(".auth-container").filter(has_text="bearerAuth")
         expect(scheme).to_be_visible()
         scheme.locator("input").fill(secret)
-        scheme.get_by_role("button", name="Authorize").click()
-        expect(scheme.get_by_role("button", name="Logout")).to_be_visible()
-        dialog.get_by_role("button", name="Close").first.click()
+        scheme.get_by_role("button", name="Apply credentials").click()  # its "Authorize"
+        expect(scheme.get_by_role("heading", name="Authorized")).to_be_visible()
+        expect(scheme.get_by_role("button", name="Remove authorization")).to_be_visible()
+        scheme.get_by_role("button", name="Close").click()
         expect(dialog).to_be_hidden()
+        expect(page.locator(".auth-wrapper .authorize")).to_have_class(re.compile("locked"))
 
         with page.expect_response(lambda r: r.url.endswith("/v1/keys/me")) as answer:
             me.get_by_role("button", name="Execute").click()
         assert answer.value.status == 200
         assert answer.value.request.headers.get("authorization") == f"Bearer {secret}"
         expect(status).to_contain_text("200")
-        expect(me.locator(".live-responses-table .response-col_description").first).to_contain_text(
-            '"name": "swagger"'
-        )
+        body = me.locator(".live-responses-table tbody .response-col_description").first
+        expect(body).to_contain_text('"name": "swagger"')
 
         create = page.locator("#operations-predictions-create_prediction")
         create.locator(".opblock-summary").click()
@@ -499,6 +532,7 @@ def test_swagger_ui_authorize(
         assert answer.value.json()["owner"] == key_id(secret)
         shown = create.locator(".live-responses-table tbody .response-col_status").first
         expect(shown).to_contain_text("201")
+        shown.scroll_into_view_if_needed()
         page.screenshot(path=shots / "19-swagger-ui-authorized.png")
         for request in watch.requests:
             assert secret.split("_")[2] not in request.url
@@ -554,6 +588,31 @@ def test_no_content_security_policy_violation(
         page.wait_for_load_state("networkidle")
         assert watch.violations(page) == []
         assert not watch.problems, watch.problems
+    finally:
+        for context in contexts:
+            context.close()
+
+
+def test_the_watch_sees_a_violation(browser: Browser, live_server: LiveServer) -> None:
+    """The check above can fail: an inline script and a style attribute added to ``/`` are
+    refused by the policy, and both refusals are seen."""
+    contexts: list[BrowserContext] = []
+    try:
+        page, watch = new_watched_page(browser, live_server, contexts)
+        page.goto("/", wait_until="networkidle")
+        page.evaluate(
+            """() => {
+                const script = document.createElement("script");
+                script.textContent = "window.inlineRan = true;";
+                document.body.append(script);
+                document.getElementById("pad").setAttribute("style", "border-color: red");
+            }"""
+        )
+        page.wait_for_function("() => window.__cspViolations.length >= 2")
+        assert page.evaluate("window.inlineRan") is None
+        seen = watch.violations(page)
+        assert any(v.startswith("script-src") for v in seen), seen
+        assert any(v.startswith("style-src") for v in seen), seen
     finally:
         for context in contexts:
             context.close()

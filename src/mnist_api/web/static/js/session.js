@@ -91,6 +91,7 @@ function enter(name) {
   app.hidden = false;
   keybar.hidden = name === null;
   keyName.textContent = name ?? "";
+  keyName.title = name ?? ""; // a long name is cut short on a phone
   handlers.signedIn();
 }
 
@@ -114,6 +115,7 @@ async function discover() {
 /** Called by api.js when the service answers 401 to a call made with the key in use. */
 function onKeyRejected(error) {
   const had = hasKey();
+  if (!had && !signin.hidden) return; // already asking, and saying why
   useKey(null);
   unstoreKey();
   const detail = sentence(error.problem?.detail);
