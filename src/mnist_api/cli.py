@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         "--rate", help="requests per second, e.g. 10/s (default: MNIST_API_DEFAULT_KEY_RATE)"
     )
     create.add_argument(
-        "--burst", type=int, help="requests at once (default: two seconds' worth, at least 20)"
+        "--burst", type=int, help="requests at once (default: two seconds' worth, at least 50)"
     )
     keys_sub.add_parser("list", help="list keys (never their secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key: every worker refuses it soon after")

@@ -26,7 +26,9 @@ TOKEN_PREFIX = "mnist_"
 TOKEN_PATTERN = re.compile(r"^mnist_([0-9a-f]{12})_([0-9A-Za-z]{43})$")
 _ALPHABET = string.digits + string.ascii_letters
 SECRET_LENGTH = 43  # 43 base62 characters: 256 bits
-MIN_BURST = 20  # a key can always send a full batch of uploads at once
+# A key can always send a full batch of uploads at once, and the web page's first screen (the
+# key check, a page of history and its ten thumbnails) and a few more pages.
+MIN_BURST = 50
 
 
 class Scope(StrEnum):

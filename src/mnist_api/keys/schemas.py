@@ -20,7 +20,7 @@ class KeyInfo(BaseModel):
                     "name": "laptop",
                     "scopes": ["delete", "label", "predict", "read"],
                     "rate": 10.0,
-                    "burst": 20,
+                    "burst": 50,
                     "created_at": "2026-12-03T09:30:00.123Z",
                     "last_used_at": "2026-12-03T10:01:07.500Z",
                 }

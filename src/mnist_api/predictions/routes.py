@@ -46,6 +46,9 @@ UploadField = Annotated[
 # place (``GET /v1/predictions/batch``) is a path of its own: 405 there, 404 anywhere else.
 PredictionId = Annotated[UUID, Path(description="the prediction's id")]
 MAX_PAGE = 100
+# Images never change, but only their owner may see them: a browser keeps them for an hour, and
+# for the key that asked only (a cached copy is never handed to another key in the same browser).
+PRIVATE_CACHE = {"Cache-Control": "private, max-age=3600", "Vary": "Authorization, X-API-Key"}
 # OpenAPI links: what a client (or a stateful test generator) can do with a new prediction's id.
 ID_LINKS = {
     operation: {
@@ -195,7 +198,7 @@ async def get_prediction_image(
         image.data,
         media_type=image.content_type,
         headers={
-            "Cache-Control": "private, max-age=3600",
+            **PRIVATE_CACHE,
             # Someone's upload: a download, never a document rendered on this origin.
             "Content-Disposition": f'attachment; filename="{prediction_id}.{extension}"',
             "Content-Security-Policy": "default-src 'none'; sandbox",
@@ -216,7 +219,7 @@ async def get_prediction_input(
     prediction_id: PredictionId, caller: ReaderDep, service: ServiceDep
 ) -> Response:
     png = await service.input_png(caller, prediction_id)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(png, media_type="image/png", headers=PRIVATE_CACHE)
 
 
 @router.put(
