@@ -9,6 +9,8 @@ service's design maximum of 5,000 uploads a second, see ``README.md``); the shar
 CRC-32 of its id's 16 bytes, modulo 7. Where the rows went is recorded in each prediction's row,
 and the buckets in the index tables, so readers never recompute it.
 
+The probabilities move to the frozen column ``probs`` (0002; 0004 drops the old one).
+
 Resumable and idempotent: the days are walked newest first and each day's rows newest first in
 chunks; after a chunk is written, the position (day, last id, rows moved) is saved in
 ``migration_checkpoints``, and a run that starts again (after a kill) continues from there. Every
@@ -38,6 +40,8 @@ FIELDS = (
     "width", "height", "size_bytes", "sha256", "input_pixels", "label", "labeled_at",
 )  # fmt: skip
 COLUMNS = ", ".join(FIELDS)
+# The new tables keep the probabilities in `probs`, a frozen list (see 0002).
+NEW_COLUMNS = COLUMNS.replace("probabilities", "probs")
 
 
 def _placement(prediction_id: uuid.UUID) -> tuple[int, int, int]:
@@ -82,11 +86,11 @@ async def upgrade(step: Any) -> None:
         f"SELECT id, {COLUMNS} FROM {ks}.predictions_by_day WHERE day = ? AND id < ? LIMIT {CHUNK}"
     )
     set_owner = await prepared(
-        f"UPDATE {ks}.predictions SET owner = ?, owner_bucket = ?, owner_shard = ?, "
+        f"UPDATE {ks}.predictions SET probs = ?, owner = ?, owner_bucket = ?, owner_shard = ?, "
         "global_bucket = ?, global_shard = ? WHERE id = ?"
     )
     insert_history = await prepared(
-        f"INSERT INTO {ks}.history (listing, bucket, shard, id, owner, {COLUMNS}) "
+        f"INSERT INTO {ks}.history (listing, bucket, shard, id, owner, {NEW_COLUMNS}) "
         f"VALUES (?, ?, ?, ?, ?, {', '.join('?' * len(FIELDS))})"
     )
     insert_bucket = await prepared(
@@ -122,7 +126,8 @@ async def upgrade(step: Any) -> None:
                 run(insert_history, [OWNER, bucket, shard, prediction_id, OWNER, *values]),
                 run(insert_history, [GLOBAL_LISTING, bucket, shard, prediction_id, OWNER, *values]),
             )
-            await run(set_owner, [OWNER, bucket, shard, bucket, shard, prediction_id])
+            probs = data["probabilities"]
+            await run(set_owner, [probs, OWNER, bucket, shard, bucket, shard, prediction_id])
 
     newest = resume_day if resume_day is not None else 2**31 - 1
     while True:

@@ -172,7 +172,10 @@ async def test_a_killed_migration_moves_every_row_exactly_once(tmp_path: Path) -
         # Every prediction has its owner, once in each listing, and nothing else is there.
         expected = {row[0] for row in rows}
         labels = {row[0]: row[2] for row in rows}
-        history = await scan(session, f"SELECT listing, id, owner, label FROM {keyspace}.history")
+        history = await scan(
+            session, f"SELECT listing, id, owner, label, probs FROM {keyspace}.history"
+        )
+        assert all(r["probs"] == [0.01] * 10 for r in history)
         per_listing = Counter(row["listing"] for row in history)
         assert per_listing == {"anonymous": ROWS, "*": ROWS}
         for listing in ("anonymous", "*"):

@@ -49,8 +49,10 @@ from mnist_api.predictions.repository.layout import (
 )
 
 # The record and its rows meet here and nowhere else: the columns in order, and the two mappings.
+# ``probs`` is a frozen list, one cell: a statement that runs twice (speculative execution, a
+# retry) writes the same ten numbers, where a non-frozen list would keep the elements of both.
 RECORD_COLUMNS = (
-    "digit", "confidence", "probabilities", "model_version", "created_at", "content_type",
+    "digit", "confidence", "probs", "model_version", "created_at", "content_type",
     "width", "height", "size_bytes", "sha256", "input_pixels", "label", "labeled_at",
 )  # fmt: skip
 FIELDS = ", ".join(RECORD_COLUMNS)
@@ -87,7 +89,7 @@ def _record(row: dict[str, Any]) -> PredictionRecord:
         id=uuid.UUID(str(row["id"])),
         digit=int(row["digit"]),
         confidence=float(row["confidence"]),
-        probabilities=tuple(float(p) for p in row["probabilities"]),
+        probabilities=tuple(float(p) for p in row["probs"]),
         model_version=str(row["model_version"]),
         created_at=row["created_at"],
         image=ImageMeta(
