@@ -80,6 +80,7 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     MNIST_API_HOST=0.0.0.0 \
     MNIST_API_PORT=8000 \
     MNIST_API_WORKERS=1 \
+    MNIST_API_AUTH=required \
     MNIST_API_MODEL_PATH=/app/models \
     MNIST_API_SQLITE_PATH=/app/var/predictions.sqlite3
 RUN groupadd --gid 10001 app \
