@@ -8,6 +8,7 @@ pytest_plugins = [
     "tests.fixtures.apps",
     "tests.fixtures.servers",
     "tests.fixtures.cassandra",
+    "tests.fixtures.cluster",
     "tests.fixtures.training",
 ]
 

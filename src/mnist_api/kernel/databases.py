@@ -6,11 +6,14 @@ subject: SQLite (``kernel.sqlite``), Cassandra, or nothing (benchmarks only).
 statements a repository asks for, and runs them with driver errors mapped to ``StoreError``.
 Every statement of this service is idempotent (upserts with given values, deletes, reads), so
 each is marked so: the driver may send it to a second replica when the first is slow
-(speculative execution, ``kernel.cassandra.cluster_for``).
+(speculative execution, ``kernel.cassandra.cluster_for``). Logged batches are the exception;
+``execute_atomically`` says why and what it does instead when one times out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +27,14 @@ from mnist_api.kernel.settings import Settings
 from mnist_api.kernel.sqlite import SqliteDatabase
 
 Prepared = Any  # acsylla's PreparedStatement
+BATCH_BACKOFF_S = 30.0  # longer than the failure detector takes to notice a dead node
+# Errors after which a write may or may not have been applied.
+TIMEOUTS = (
+    cass_errors.CassErrorServerWriteTimeout,
+    cass_errors.CassErrorLibRequestTimedOut,
+    cass_errors.CassErrorServerWriteFailure,
+    cass_errors.CassErrorServerOverloaded,
+)
 
 
 class CassandraDatabase:
@@ -37,6 +48,8 @@ class CassandraDatabase:
         self._cluster: Any = None
         self._session: Any = None
         self._ping: Prepared = None
+        self._last_timestamp = 0
+        self._batches_time_out_until = 0.0
 
     @property
     def session(self) -> Any:
@@ -86,19 +99,52 @@ class CassandraDatabase:
         except cass_errors.CassException as exc:
             raise cass_error(exc, f"{action} failed") from exc
 
-    async def execute_batch(
+    def _timestamp(self) -> int:
+        """A client write time (microseconds), strictly increasing within the process."""
+        self._last_timestamp = max(self._last_timestamp + 1, time.time_ns() // 1000)
+        return self._last_timestamp
+
+    async def execute_atomically(
         self, statements: Sequence[tuple[Prepared, Sequence[Any]]], *, action: str
     ) -> None:
         """The statements in one logged batch: all of them are applied, or (once the batch log
-        has replayed) none."""
-        batch = acsylla.create_batch_logged()
-        for prepared, params in statements:
-            batch.add_statement(self._bind(prepared, params))
-        batch.set_is_idempotent(True)
-        try:
-            await self.session.execute_batch(batch)
-        except cass_errors.CassException as exc:
-            raise cass_error(exc, f"{action} failed") from exc
+        has replayed) none.
+
+        A logged batch needs its batch log on two other nodes; on a 3-node cluster, while the
+        failure detector has not yet noticed that a node died or froze (about 20 s), the batch
+        log waits for it and the batch times out. A timeout means the batch may yet be applied
+        (its log may have been written), so the same writes, with the batch's own write time,
+        are then sent one by one: idempotent, each can go to another replica, and whichever
+        lands, the batch's or theirs, leaves the same cells. Only if they fail too is the
+        request refused. After a batch timed out, batches are skipped for ``BATCH_BACKOFF_S``
+        (the rows go one by one at once), so that only the first requests of a failure wait for
+        a batch. (The batch itself is not marked idempotent: the driver, acsylla 1.2.0, was seen
+        never to complete a speculatively executed logged batch once a node died.)"""
+        stamp = self._timestamp()
+        if time.monotonic() >= self._batches_time_out_until:
+            batch = acsylla.create_batch_logged()
+            for prepared, params in statements:
+                batch.add_statement(prepared.bind(list(params)))
+            batch.set_timestamp(stamp)
+            batch.set_retry_policy("fallthrough")  # a timeout comes back at once, handled here
+            try:
+                await self.session.execute_batch(batch)
+                return
+            except TIMEOUTS:
+                # The next requests skip the batch for a while rather than wait for it too.
+                self._batches_time_out_until = time.monotonic() + BATCH_BACKOFF_S
+            except cass_errors.CassException as exc:
+                raise cass_error(exc, f"{action} failed") from exc
+
+        async def one(prepared: Prepared, params: Sequence[Any]) -> None:
+            statement = self._bind(prepared, params)
+            statement.set_timestamp(stamp)
+            try:
+                await self.session.execute(statement)
+            except cass_errors.CassException as exc:
+                raise cass_error(exc, f"{action} failed") from exc
+
+        await asyncio.gather(*(one(prepared, params) for prepared, params in statements))
 
     async def ping(self) -> None:
         await self.execute(self._ping, [], action="ping")

@@ -9,10 +9,11 @@ session). Statements are prepared once at start-up, with explicit column lists. 
 
 An insert first records the index entries (once per bucket and process) and writes the upload to
 ``prediction_images``, then the three small rows in one logged batch, so the prediction appears in
-all of its tables or (once the batch log has replayed) in none. Uploads are kept out of the batch
-because Cassandra refuses batches over ``batch_size_fail_threshold`` (50 KiB by default). If the
-batch fails, the upload is deleted again; an upload left behind by a failure of that delete too is
-unreachable: every read of an image checks its prediction first.
+all of its tables or (once the batch log has replayed) in none; if the batch times out, the same
+rows are written one by one (``CassandraDatabase.execute_atomically``). Uploads are kept out of
+the batch because Cassandra refuses batches over ``batch_size_fail_threshold`` (50 KiB by
+default). If the rows cannot be written, everything is deleted again; an upload left behind by a
+failure of that delete too is unreachable: every read of an image checks its prediction first.
 
 With a retention period every write carries a TTL, uploads included; a label keeps the time the
 prediction has left.
@@ -21,7 +22,6 @@ prediction has left.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import uuid
 from collections.abc import AsyncIterator
@@ -191,7 +191,7 @@ class CassandraRepository:
 
     async def _batch(self, action: str, statements: list[tuple[str, list[Any]]]) -> None:
         prepared = [(self._ps[key], params) for key, params in statements]
-        await self._db.execute_batch(prepared, action=action)
+        await self._db.execute_atomically(prepared, action=action)
 
     async def ping(self) -> None:
         await self._db.ping()
@@ -246,8 +246,17 @@ class CassandraRepository:
                 ],
             )
         except StoreError:
-            with contextlib.suppress(StoreError):
-                await self._execute("delete_image", [record.id])
+            # Refused: take back whatever may have landed (on the replicas that can be reached,
+            # which are those that took any of it), so nothing half-stored shows up later.
+            undo: list[tuple[str, list[Any]]] = [
+                ("delete", [record.id]),
+                ("delete_history", [*own.partition, record.id]),
+                ("delete_history", [*everyone.partition, record.id]),
+                ("delete_image", [record.id]),
+            ]
+            await asyncio.gather(
+                *(self._execute(key, params) for key, params in undo), return_exceptions=True
+            )
             raise
 
     # Reads of one prediction.
