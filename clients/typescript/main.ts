@@ -3,7 +3,8 @@
  * from the OpenAPI document by openapi-typescript, calls made with openapi-fetch. Against a
  * running server it uploads and checks the digit, pages the history with the cursor, corrects a
  * label and reads it back, downloads the image, uploads a batch, deletes, and reads a problem
- * as its typed error. Every step is checked; the first failure ends it with exit status 1.
+ * as its typed error. Every step is checked; the first failure ends it with exit status 1. With
+ * MNIST_API_KEY set, every call sends it as a bearer token.
  *
  *   npx openapi-typescript http://127.0.0.1:8000/openapi.json --output schema.d.ts
  *   npx tsc && node dist/main.js http://127.0.0.1:8000 DATA_DIR
@@ -31,7 +32,12 @@ if (!server || !dir) {
   console.error("usage: node dist/main.js SERVER_URL DATA_DIR");
   process.exit(2);
 }
-const client = createClient<paths>({ baseUrl: server });
+// With MNIST_API_KEY set, every call carries the key (the spec's bearerAuth scheme).
+const key = process.env.MNIST_API_KEY;
+const client = createClient<paths>({
+  baseUrl: server,
+  headers: key ? { Authorization: `Bearer ${key}` } : {},
+});
 
 async function file(name: string, type: string): Promise<Blob> {
   return new Blob([await readFile(join(dir!, name))], { type });

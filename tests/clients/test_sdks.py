@@ -9,7 +9,9 @@ Each program in ``clients/`` does what an application does: upload and check the
 history with the cursor, correct a label and read it back, download the image and compare its
 bytes, upload a batch, delete, and read the 404 that follows as its typed problem. Each also runs
 through a proxy that adds a field the clients have never seen to every JSON object the server
-answers: a client generated from today's spec must keep working when later versions add fields.
+answers: a client generated from today's spec must keep working when later versions add fields;
+and once more against a server that needs API keys, with a key, through each SDK's own way of
+sending one (Go's ContextAccessToken, Java's setBearerToken, a header of openapi-fetch's client).
 
 Tools come from the registries and are cached: the generator jar and Java libraries in Maven's
 local repository, Go modules in Go's module cache, npm packages in npm's cache.
@@ -31,7 +33,7 @@ import httpx
 import pytest
 
 from tests.fixtures.data import ROOT
-from tests.fixtures.servers import LiveServer, clean_env
+from tests.fixtures.servers import LiveServer, SecuredServer, clean_env
 
 pytestmark = pytest.mark.slow
 CLIENTS = ROOT / "clients"
@@ -197,11 +199,11 @@ class Program:
     command: list[str]
     cwd: Path
 
-    def run_against(self, url: str, data: Path) -> list[str]:
+    def run_against(self, url: str, data: Path, key: str | None = None) -> list[str]:
         result = subprocess.run(
             [*self.command, url, str(data)],
             cwd=self.cwd,
-            env=clean_env(),
+            env=clean_env(**({"MNIST_API_KEY": key} if key else {})),
             capture_output=True,
             text=True,
             timeout=120,
@@ -294,6 +296,12 @@ class TestGo:
     ) -> None:
         assert_every_step(go_program.run_against(later_server, data_dir))
 
+    def test_every_step_with_a_key(
+        self, go_program: Program, secured_server: SecuredServer, data_dir: Path
+    ) -> None:
+        key = secured_server.key("go sdk", "--rate", "1000/s")
+        assert_every_step(go_program.run_against(secured_server.url, data_dir, key))
+
 
 class TestJava:
     def test_every_step_against_the_server(
@@ -306,6 +314,12 @@ class TestJava:
     ) -> None:
         assert_every_step(java_program.run_against(later_server, data_dir))
 
+    def test_every_step_with_a_key(
+        self, java_program: Program, secured_server: SecuredServer, data_dir: Path
+    ) -> None:
+        key = secured_server.key("java sdk", "--rate", "1000/s")
+        assert_every_step(java_program.run_against(secured_server.url, data_dir, key))
+
 
 class TestTypeScript:
     def test_every_step_against_the_server(
@@ -317,3 +331,9 @@ class TestTypeScript:
         self, typescript_program: Program, later_server: str, data_dir: Path
     ) -> None:
         assert_every_step(typescript_program.run_against(later_server, data_dir))
+
+    def test_every_step_with_a_key(
+        self, typescript_program: Program, secured_server: SecuredServer, data_dir: Path
+    ) -> None:
+        key = secured_server.key("typescript sdk", "--rate", "1000/s")
+        assert_every_step(typescript_program.run_against(secured_server.url, data_dir, key))
