@@ -4,16 +4,19 @@
 #   docker build -t mnist-service --build-arg TRAIN_MODEL=1 .   # the default CNN baked in
 #
 # Stages:
-#   deps     python:3.11-slim + a venv (/opt/venv) with the runtime dependencies, pinned by
-#            requirements.lock. The lock also pins the dev tools (pytest, mypy, ruff, playwright,
-#            ...); it is used as a constraints file so those stay out of the image.
+#   deps     python:3.11-slim + a venv (/opt/venv) with the service's dependencies, pinned by
+#            requirements.lock: LiteRT serves the model, so no TensorFlow. The lock also pins
+#            TensorFlow and the dev tools (pytest, mypy, ruff, playwright, ...); it is used as a
+#            constraints file so those stay out of the image.
 #   builder  builds the project wheel (non-editable: cql/ is packaged as mnist_api/_cql) and
 #            installs it into the venv.
-#   model    with --build-arg TRAIN_MODEL=1, trains the default CNN into /app/models (the four MNIST
-#            files are downloaded from the public mirrors; about 10 minutes on 2 cores). It only
-#            needs src/mnist_core and src/mnist_train, so changes to the API do not retrain. Without it, /app/models
-#            is empty.
-#   runtime  the final image: only the venv and /app/models, no compilers, no sources.
+#   model    with --build-arg TRAIN_MODEL=1, installs the training extra (TensorFlow) and trains
+#            the default CNN into /app/models (the four MNIST files are downloaded from the
+#            public mirrors; about 10 minutes on 2 cores). It only needs src/mnist_core and
+#            src/mnist_train, so changes to the API do not retrain. Without it, /app/models is
+#            empty. Nothing of this stage but /app/models reaches the final image.
+#   runtime  the final image: only the venv and /app/models, no compilers, no sources, no
+#            TensorFlow (MNIST_API_RUNTIME=tensorflow is for installs with the training extra).
 #
 # Model: MNIST_API_MODEL_PATH=/app/models. Either bake it (TRAIN_MODEL=1), or mount a folder
 # written by `mnist-train train --output DIR` (an artifact folder, or one whose LATEST names one)
@@ -39,6 +42,8 @@ COPY pyproject.toml requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/runtime-requirements.txt \
+    && python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['train']))" \
+        > /tmp/train-requirements.txt \
     && pip install --requirement /tmp/runtime-requirements.txt --constraint requirements.lock \
     && pip check
 
@@ -51,24 +56,23 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     && pip install --no-deps /tmp/dist/*.whl \
     && pip check \
     && python -c "import importlib.resources as r; c = r.files('mnist_api') / '_cql'; assert any(p.name.endswith('.cql') for p in c.iterdir()), 'no packaged migrations'" \
-    && python -c "import mnist_api.cli, mnist_api.app, mnist_core.classifier, mnist_train.cli"
-# Left out of the image, about 390 MB that the service never loads: TensorFlow's C++ headers (for
-# compiling custom ops), libclang and grpcio (TensorFlow's code generation and distributed
-# runtime), and the installers. Their package metadata stays. scripts/docker-check serves and
-# stores predictions with what is left.
+    && python -c "import sys, mnist_api.cli, mnist_api.app, mnist_core.lite; assert 'tensorflow' not in sys.modules"
+# Left out of the image: the installers. LiteRT's ahead-of-time compiler plugins and tools for
+# phone NPUs (ai_edge_litert/aot, vendors, tools: about 25 MB) are never loaded on a CPU.
 RUN site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
-    && rm -rf "$site/tensorflow/include" "$site/clang" "$site/grpc" \
-        "$site/pip" "$site/setuptools" "$site/_distutils_hack" "$site/distutils-precedence.pth" \
+    && rm -rf "$site/pip" "$site/setuptools" "$site/_distutils_hack" "$site/distutils-precedence.pth" \
+        "$site/ai_edge_litert/aot" "$site/ai_edge_litert/vendors" "$site/ai_edge_litert/tools" \
         /opt/venv/bin/pip*
 
 FROM deps AS model
 ARG TRAIN_MODEL=0
 COPY src/mnist_core /src/train/mnist_core
 COPY src/mnist_train /src/train/mnist_train
-RUN --mount=type=cache,target=/var/cache/mnist \
+RUN --mount=type=cache,target=/var/cache/mnist --mount=type=cache,target=/root/.cache/pip \
     mkdir -p /app/models \
     && if [ "$TRAIN_MODEL" = "1" ]; then \
-        PYTHONPATH=/src/train \
+        pip install --requirement /tmp/train-requirements.txt --constraint /src/requirements.lock \
+        && PYTHONPATH=/src/train \
         python -m mnist_train train --model cnn --output /app/models --data-dir /var/cache/mnist; \
     fi
 

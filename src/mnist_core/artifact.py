@@ -1,12 +1,17 @@
-"""The versioned model artifact: a directory with the Keras model and ``metadata.json``.
+"""The versioned model artifact: a directory with the Keras model, the same model converted for
+LiteRT, and ``metadata.json``.
 
 Layout under an output root::
 
     models/
       LATEST                      # the version id of the newest artifact
       cnn-20261124T090000Z-1a2b3c4d/
-        model.keras
+        model.keras               # the trained Keras model (training, MNIST_API_RUNTIME=tensorflow)
+        model.tflite              # converted for LiteRT (what the service runs by default)
         metadata.json
+
+Artifacts written before LiteRT served the models have no ``model.tflite`` (and no ``lite`` in
+their metadata); ``mnist-train export`` adds it.
 
 The API loads exactly this. ``load_artifact`` accepts an artifact directory or a root holding
 ``LATEST``, and refuses anything incomplete or of an unknown format with a clear error.
@@ -33,6 +38,7 @@ if TYPE_CHECKING:
 
 ARTIFACT_FORMAT: Literal["mnist-artifact/1"] = "mnist-artifact/1"
 MODEL_FILE = "model.keras"
+LITE_FILE = "model.tflite"
 METADATA_FILE = "metadata.json"
 LATEST_FILE = "LATEST"
 
@@ -50,6 +56,20 @@ class Hyperparameters(BaseModel):
     # The seed of the permutation that chose the validation images (see ``validation_examples``);
     # None when nothing was held out, as in artifacts written before the split existed.
     validation_seed: int | None = None
+
+
+class LiteExport(BaseModel):
+    """``model.tflite``, and how closely LiteRT reads the test set like TensorFlow does: written
+    only when it does, within ``max_difference`` and ``argmax_agreement`` limits checked at
+    export (``mnist_train.export``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha256: str
+    converter: str  # what converted it, e.g. "tensorflow 2.21.0"
+    parity_examples: int = Field(gt=0)  # test images compared
+    parity_max_difference: float = Field(ge=0)  # largest |probability difference|
+    parity_argmax_agreement: float = Field(ge=0, le=1)  # share read as the same digit
 
 
 class ArtifactMetadata(BaseModel):
@@ -74,6 +94,7 @@ class ArtifactMetadata(BaseModel):
     input_shape: tuple[int, int, int] = (28, 28, 1)
     input_polarity: Literal["white-on-black"] = "white-on-black"
     model_sha256: str
+    lite: LiteExport | None = None
 
     @model_validator(mode="after")
     def _validation_is_all_or_nothing(self) -> ArtifactMetadata:
@@ -175,9 +196,11 @@ def save_artifact(
     *,
     model_type: ModelType,
     build_metadata: dict[str, object],
+    lite: bytes | None = None,
     created_at: datetime | None = None,
 ) -> tuple[Path, ArtifactMetadata]:
-    """Write ``model`` and its metadata under ``output_root`` and point ``LATEST`` at it.
+    """Write ``model`` (and ``lite``, its LiteRT conversion, described by
+    ``build_metadata["lite"]``) and its metadata under ``output_root`` and point ``LATEST`` at it.
 
     The artifact is written to a temporary directory and renamed into place, so a crash never
     leaves a half-written artifact under its final name.
@@ -190,6 +213,10 @@ def save_artifact(
         staging.mkdir()
         model.save(staging / MODEL_FILE)
         model_sha = file_sha256(staging / MODEL_FILE)
+        if (lite is None) != (build_metadata.get("lite") is None):
+            raise ArtifactError("the LiteRT model and its description go together")
+        if lite is not None:
+            (staging / LITE_FILE).write_bytes(lite)
         version = new_version(model_type, created, model_sha)
         metadata = ArtifactMetadata.model_validate(
             {
@@ -209,10 +236,26 @@ def save_artifact(
         raise ArtifactError(f"cannot write the artifact under {output_root}: {exc}") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    latest_tmp = output_root / f".{LATEST_FILE}.tmp"
-    try:
-        latest_tmp.write_text(version + "\n", encoding="utf-8")
-        latest_tmp.replace(output_root / LATEST_FILE)
-    except OSError as exc:
-        raise ArtifactError(f"cannot update {output_root / LATEST_FILE}: {exc}") from exc
+    _replace(output_root / LATEST_FILE, (version + "\n").encode())
     return final, metadata
+
+
+def _replace(path: Path, content: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file renamed over it."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_bytes(content)
+        temporary.replace(path)
+    except OSError as exc:
+        raise ArtifactError(f"cannot write {path}: {exc}") from exc
+
+
+def add_lite(path: Path, lite: bytes, export: LiteExport) -> ArtifactMetadata:
+    """Add (or replace) the LiteRT model of the artifact at ``path``: the file first, then the
+    metadata that names its checksum, so that a crash between the two leaves an artifact that
+    still reads as it did."""
+    directory, metadata = read_metadata(path)
+    _replace(directory / LITE_FILE, lite)
+    updated = metadata.model_copy(update={"lite": export})
+    _replace(directory / METADATA_FILE, (updated.model_dump_json(indent=2) + "\n").encode())
+    return updated

@@ -1,4 +1,4 @@
-"""TensorFlow, imported once and quietly.
+"""TensorFlow, imported once and quietly; LiteRT's interpreter, made quietly.
 
 Importing TensorFlow writes start-up lines straight to file descriptor 2 from C++, before its own
 logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` does not hold them back: "All log messages before
@@ -20,16 +20,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import ModuleType
 
+from mnist_core.errors import MnistError
+
 # What TensorFlow prints at import on a CPU-only machine; nothing here is actionable for a user.
 NOISE = re.compile(
     r"All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|^[IWE]\d{4} [\d:.]+ +\d+ (port|cpu_feature_guard|cuda_\w+|computation_placer)\.cc:\d+\]"
     r"|^To enable the following instructions: .* rebuild TensorFlow"
+    # LiteRT, each time an interpreter is made.
+    r"|^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$"
 )
 
 
 @contextmanager
-def _stderr_without_noise() -> Iterator[None]:
+def quietly() -> Iterator[None]:
+    """Descriptor 2 captured for the block; everything but the known noise written back."""
     sys.stderr.flush()
     try:
         saved = os.dup(2)
@@ -58,8 +63,16 @@ def import_tensorflow() -> ModuleType:
     if loaded is not None and "keras" in sys.modules:
         return loaded
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the C++ log level, once logging is up
-    with _stderr_without_noise():
-        import keras  # noqa: F401  (loads TensorFlow's second library, which prints again)
-        import tensorflow  # noqa: F401
+    try:
+        with quietly():
+            import keras  # noqa: F401  (loads TensorFlow's second library, which prints again)
+            import tensorflow  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("keras", "tensorflow"):
+            raise
+        raise MnistError(
+            "TensorFlow is not installed: training and MNIST_API_RUNTIME=tensorflow need it "
+            "(pip install 'mnist-service[train]'); the service itself runs on LiteRT"
+        ) from exc
 
     return sys.modules["tensorflow"]

@@ -7,12 +7,16 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mnist_core.errors import MnistError
 from mnist_core.model_types import MODEL_TYPES
 from mnist_core.runtime import import_tensorflow
 from mnist_train import __version__
 from mnist_train.data import VALIDATION_EXAMPLES
+
+if TYPE_CHECKING:
+    from mnist_core.artifact import LiteExport
 
 DEFAULT_OUTPUT = Path("models")
 
@@ -101,6 +105,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("artifact", type=Path, help="artifact folder, or a folder with LATEST")
     evaluate.add_argument("--data-dir", type=Path)
 
+    export = sub.add_parser(
+        "export",
+        help="add model.tflite (LiteRT) to an artifact written without it, checked on the test set",
+    )
+    export.add_argument("artifact", type=Path, help="artifact folder, or a folder with LATEST")
+    export.add_argument("--data-dir", type=Path)
+
     predict = sub.add_parser("predict", help="classify image files with an artifact")
     predict.add_argument("artifact", type=Path)
     predict.add_argument("images", type=Path, nargs="+")
@@ -147,6 +158,30 @@ def _train(args: argparse.Namespace) -> None:
     if meta.validation_accuracy is not None:
         print(f"validation accuracy: {meta.validation_accuracy * 100:.2f}%")
     print(f"test accuracy: {meta.test_accuracy * 100:.2f}%")
+    if meta.lite is not None:
+        _print_parity(meta.lite)
+
+
+def _print_parity(lite: LiteExport) -> None:
+    print(
+        f"LiteRT: model.tflite reads the {lite.parity_examples:,} test images as TensorFlow does "
+        f"(same digit for {lite.parity_argmax_agreement:.2%}, probabilities within "
+        f"{lite.parity_max_difference:.1g})"
+    )
+
+
+def _export(args: argparse.Namespace) -> None:
+    from mnist_core.artifact import read_metadata
+    from mnist_train.data import load_mnist
+
+    read_metadata(args.artifact)  # a wrong path is reported before TensorFlow loads
+    data = load_mnist(args.data_dir)
+    import_tensorflow()
+    from mnist_train.export import export_artifact
+
+    directory, lite = export_artifact(args.artifact, data.test_images)
+    print(f"artifact: {directory}: model.tflite written")
+    _print_parity(lite)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -189,7 +224,7 @@ def _predict(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict}
+    handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "predict": _predict}
     try:
         handlers[args.command](args)
     except MnistError as exc:

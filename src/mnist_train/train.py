@@ -1,5 +1,5 @@
 """Training, in the order of Keras' MNIST convnet example: load and scale, build, fit, evaluate,
-save.
+convert for LiteRT (checked against TensorFlow on the test set), save.
 
 A seeded validation split is held out of the 60,000 training images. Everything decided while
 training (Keras' per-epoch ``val_accuracy``, anything tuned by hand from it) looks at those images
@@ -22,6 +22,7 @@ from mnist_core.model_types import ModelType
 from mnist_train.augment import augment_batch
 from mnist_train.data import VALIDATION_EXAMPLES, Mnist, Split, split_training_set
 from mnist_train.evaluate import Evaluation, evaluate
+from mnist_train.export import check, convert
 from mnist_train.models import build
 
 if TYPE_CHECKING:
@@ -154,6 +155,10 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
     validation = evaluate(model, x_val, y_val)
     evaluation = evaluate(model, x_test, y_test)
 
+    # Convert for LiteRT, which serves it: refused unless it reads the test set as TensorFlow does.
+    lite = convert(model)
+    lite_export = check(model, lite, data.test_images)
+
     # Save.
     artifact_dir, metadata = save_artifact(
         model,
@@ -178,6 +183,8 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
             "tensorflow_version": tf.__version__,
             "keras_version": keras.__version__,
             "data_checksums": data.checksums,
+            "lite": lite_export.model_dump(),
         },
+        lite=lite,
     )
     return TrainResult(artifact_dir, metadata, evaluation, validation, split)

@@ -87,6 +87,17 @@ def test_serve_without_a_model_fails_with_one_line(tmp_path: Path) -> None:
             "MNIST_API_STORE: Input should be 'sqlite', 'cassandra' or 'none'",
         ),
         ("MNIST_API_CASSANDRA_REPLICATION", "Simple", "MNIST_API_CASSANDRA_REPLICATION"),
+        (
+            "MNIST_API_INFERENCE_MODE",
+            "predict",
+            "MNIST_API_INFERENCE_MODE=predict is the original system's way, one Keras "
+            "model.predict per request: set MNIST_API_RUNTIME=tensorflow with it",
+        ),
+        (
+            "MNIST_API_RUNTIME",
+            "onnx",
+            "MNIST_API_RUNTIME: Input should be 'litert' or 'tensorflow'",
+        ),
     ],
 )
 def test_invalid_settings_fail_fast(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -173,6 +174,14 @@ def trained(work: Workspace) -> Workspace:
     work.start(
         "predict-not-an-image", "predict", str(work.output), str(work.root / "not-an-image.png")
     )
+    # An artifact as written before LiteRT served the models: no model.tflite, no "lite".
+    version = (work.output / "LATEST").read_text(encoding="utf-8").strip()
+    older = shutil.copytree(work.output / version, work.root / "older" / version)
+    (older / "model.tflite").unlink()
+    meta = json.loads((older / "metadata.json").read_text(encoding="utf-8"))
+    del meta["lite"]
+    (older / "metadata.json").write_text(json.dumps(meta), encoding="utf-8")
+    work.start("export", "export", str(older))
     return work
 
 
@@ -211,7 +220,14 @@ def test_train(trained: Workspace) -> None:
     # The artifact is there, and LATEST names it.
     version = (trained.output / "LATEST").read_text(encoding="utf-8").strip()
     assert (trained.output / version / "model.keras").is_file()
+    assert (trained.output / version / "model.tflite").is_file()
     assert (trained.output / version / "metadata.json").is_file()
+    assert re.search(
+        r"^LiteRT: model\.tflite reads the 10,000 test images as TensorFlow does \(same digit "
+        r"for \d+\.\d\d%, probabilities within \S+\)$",
+        result.stdout,
+        re.M,
+    ), result.stdout
     assert f"artifact: {trained.output / version}" in lines
     assert "Traceback" not in result.stderr
     # The metadata has both figures, and how the split was made.
@@ -221,6 +237,23 @@ def test_train(trained: Workspace) -> None:
     assert meta["hyperparameters"]["validation_seed"] == meta["hyperparameters"]["seed"] == 1
     assert round(meta["validation_accuracy"] * 100, 2) == validation_accuracy(trained)
     assert round(meta["test_accuracy"] * 100, 2) == train_accuracy(trained)
+
+
+def test_export_adds_the_litert_model_to_an_older_artifact(trained: Workspace) -> None:
+    result = trained.commands["export"].wait()
+    assert result.returncode == 0, result.stderr[-3000:]
+    version = (trained.output / "LATEST").read_text(encoding="utf-8").strip()
+    older = trained.root / "older" / version
+    assert result.stdout.splitlines()[0] == f"artifact: {older}: model.tflite written"
+    assert "LiteRT: model.tflite reads the 10,000 test images as TensorFlow does" in result.stdout
+    meta = json.loads((older / "metadata.json").read_text(encoding="utf-8"))
+    fresh = json.loads((trained.output / version / "metadata.json").read_text(encoding="utf-8"))
+    # The same model converted by the same converter: the same figures as at training.
+    assert meta["lite"]["parity_examples"] == fresh["lite"]["parity_examples"] == 10_000
+    assert meta["lite"]["parity_argmax_agreement"] == fresh["lite"]["parity_argmax_agreement"]
+    assert {k: v for k, v in meta.items() if k != "lite"} == {
+        k: v for k, v in fresh.items() if k != "lite"
+    }
 
 
 def test_evaluate(trained: Workspace) -> None:
@@ -381,11 +414,11 @@ def test_errors_print_nothing_else(trained: Workspace) -> None:
 def test_no_command_prints_tensorflow_logging(trained: Workspace) -> None:
     """Training, evaluating and predicting load TensorFlow, which writes its own start-up lines
     to the console unless the command keeps them out."""
-    for name in ("train", "evaluate", "predict"):
+    for name in ("train", "evaluate", "export", "predict"):
         trained.commands[name].wait()
     noise = {
         name: [line for line in command.wait().stderr.splitlines() if TENSORFLOW_LINE.search(line)]
         for name, command in trained.commands.items()
     }
     assert {name: lines for name, lines in noise.items() if lines} == {}
-    assert set(noise) >= {"train", "evaluate", "predict", *FAILED_COMMANDS}
+    assert set(noise) >= {"train", "evaluate", "export", "predict", *FAILED_COMMANDS}

@@ -80,7 +80,7 @@ class Fixed:
 async def parts(tmp_path: Path) -> AsyncIterator[tuple[PredictionService, FakeRepository, Metrics]]:
     settings = load_settings(model_path=tmp_path, sqlite_path=tmp_path / "unused.sqlite3")
     metrics = Metrics()
-    registry = ModelRegistry(settings, metrics, loader=lambda path, threads: FakeModel("fake-3"))
+    registry = ModelRegistry(settings, metrics, loader=lambda path, settings: FakeModel("fake-3"))
     await registry.open()
     repository = FakeRepository()
     pool = WatchedPool()

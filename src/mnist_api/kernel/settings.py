@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     model_path: Path = Field(
         Path("models"), description="artifact folder, or a folder whose LATEST names one"
     )
+    runtime: Literal["litert", "tensorflow"] = Field(
+        "litert",
+        description="litert: the artifact's model.tflite run by LiteRT, without TensorFlow in "
+        "the service; tensorflow: model.keras through a compiled TensorFlow function",
+    )
     inference_mode: Literal["batched", "predict", "off"] = Field(
         "batched",
         description="batched: the compiled function on batches (serve with this); predict: one "
@@ -166,6 +171,15 @@ class Settings(BaseSettings):
     def _contact_points(self) -> Settings:
         if self.store == "cassandra" and not self.cassandra_contact_points:
             raise ValueError("MNIST_API_CASSANDRA_CONTACT_POINTS is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _predict_mode_is_keras(self) -> Settings:
+        if self.inference_mode == "predict" and self.runtime != "tensorflow":
+            raise ValueError(
+                "MNIST_API_INFERENCE_MODE=predict is the original system's way, one Keras "
+                "model.predict per request: set MNIST_API_RUNTIME=tensorflow with it"
+            )
         return self
 
     @model_validator(mode="after")

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -43,12 +43,18 @@ class Inference:
 
 
 class BatchModel(Protocol):
-    """What the engines need of a model (``mnist_core.classifier.Classifier`` is one)."""
+    """What the batcher needs of a model (``mnist_core.lite.LiteClassifier`` and
+    ``mnist_core.classifier.Classifier`` are two)."""
 
     @property
     def version(self) -> str: ...
 
     def predict_batch(self, pixels: Pixels) -> Probabilities: ...
+
+
+@runtime_checkable
+class KerasModel(BatchModel, Protocol):
+    """A model with Keras' own ``predict`` (``Classifier``: the TensorFlow runtime)."""
 
     def predict_keras(self, pixels: Pixels) -> Probabilities: ...
 
@@ -207,7 +213,7 @@ class PerRequest:
     """One ``model.predict`` per request, no batching: the original system's way, kept as the
     benchmark's baseline (``MNIST_API_INFERENCE_MODE=predict``)."""
 
-    def __init__(self, model: ModelSource, *, threads: int) -> None:
+    def __init__(self, model: Callable[[], KerasModel], *, threads: int) -> None:
         self._model = model
         self._threads = threads
         self._executor: ThreadPoolExecutor | None = None

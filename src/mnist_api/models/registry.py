@@ -20,6 +20,7 @@ from mnist_api.models.engines import (
     BatchModel,
     Engine,
     Inference,
+    KerasModel,
     NoModel,
     PerRequest,
     Pixels,
@@ -35,13 +36,19 @@ class ServableModel(BatchModel, Protocol):
     def warm_up(self, max_batch: int) -> None: ...
 
 
-Loader = Callable[[Path, int], ServableModel]  # (artifact path, TensorFlow threads) -> model
+Loader = Callable[[Path, Settings], ServableModel]  # (artifact path, settings) -> model
 
 
-def load_classifier(path: Path, tf_threads: int) -> ServableModel:
+def load_classifier(path: Path, settings: Settings) -> ServableModel:
+    """The artifact at ``path`` in the configured runtime: LiteRT (``model.tflite``, no
+    TensorFlow in the process) or TensorFlow (``model.keras``)."""
+    if settings.runtime == "litert":
+        from mnist_core.lite import LiteClassifier
+
+        return LiteClassifier.load(path)
     from mnist_core.classifier import Classifier
 
-    return Classifier.load(path, tf_threads=tf_threads)
+    return Classifier.load(path, tf_threads=settings.tf_threads)
 
 
 @dataclass(frozen=True)
@@ -72,11 +79,16 @@ class ModelRegistry:
         assert self._model is not None, "no model loaded"
         return self._model
 
+    def _keras(self) -> KerasModel:
+        model = self._current()
+        assert isinstance(model, KerasModel), "predict mode needs the TensorFlow runtime"
+        return model
+
     async def open(self) -> None:
         """Load and warm up the model (in a thread: it takes seconds), then start the engine."""
         settings = self._settings
         if settings.inference_mode != "off":
-            model = await asyncio.to_thread(self._loader, settings.model_path, settings.tf_threads)
+            model = await asyncio.to_thread(self._loader, settings.model_path, settings)
             await asyncio.to_thread(model.warm_up, settings.max_batch)
             self._model = model
         if settings.inference_mode == "batched":
@@ -91,7 +103,7 @@ class ModelRegistry:
                 retry_after_s=settings.retry_after_s,
             )
         elif settings.inference_mode == "predict":
-            self._engine = PerRequest(self._current, threads=settings.inference_threads)
+            self._engine = PerRequest(self._keras, threads=settings.inference_threads)
         await self._engine.start()
 
     async def close(self) -> None:
