@@ -73,6 +73,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with AsyncExitStack() as stack:
+            stack.callback(metrics.close)
             registry = ModelRegistry(settings, metrics)
             await registry.open()
             stack.push_async_callback(registry.close)

@@ -10,7 +10,9 @@ import gc
 import logging
 import logging.config
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +114,8 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from mnist_api.kernel.logs import log_config
-    from mnist_api.kernel.ratelimit import create_file
+    from mnist_api.kernel.metrics import MULTIPROCESS_DIR
+    from mnist_api.kernel.ratelimit import create_file, shared_memory_dir
 
     given = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = load_settings(**{key: value for key, value in given.items() if value is not None})
@@ -121,6 +124,12 @@ def _serve(args: argparse.Namespace) -> None:
     rate_limits = create_file()
     atexit.register(rate_limits.unlink, missing_ok=True)
     settings = settings.model_copy(update={"rate_limit_file": rate_limits})
+    if settings.workers > 1:
+        # /metrics for the whole instance: the workers keep their values in files there
+        # (prometheus_client's multiprocess mode, chosen when a worker imports it).
+        metrics_dir = tempfile.mkdtemp(prefix="mnist-api-metrics-", dir=shared_memory_dir())
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
+        os.environ[MULTIPROCESS_DIR] = metrics_dir
     # Workers build their own settings from the environment: hand them the command line's.
     os.environ.update(
         MNIST_API_HOST=settings.host,
@@ -145,7 +154,12 @@ def _serve(args: argparse.Namespace) -> None:
         "log_config": logging_config,
     }
     if settings.workers > 1:
-        uvicorn.run("mnist_api.cli:serving_app", factory=True, workers=settings.workers, **common)
+        from mnist_api.kernel.workers import Workers
+
+        config = uvicorn.Config("mnist_api.cli:serving_app", factory=True, **common)
+        status = Workers(config, settings.workers).run()
+        if status:
+            sys.exit(status)
         return
     uvicorn.run(serving_app(settings), **common)
 

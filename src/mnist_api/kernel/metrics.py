@@ -1,7 +1,15 @@
-"""Prometheus metrics, in a registry of the app's own (several apps can live in one process)."""
+"""Prometheus metrics, in a registry of the app's own (several apps can live in one process).
+
+With several workers, ``/metrics`` must describe the instance, not the worker that happens to
+answer the scrape: ``mnist-api serve`` then gives the workers a directory in
+``PROMETHEUS_MULTIPROC_DIR`` before they start, prometheus_client keeps every worker's values in
+memory-mapped files there, and the scrape sums them (counters and histograms over every worker
+that ever ran, the queue-depth gauge over the live ones). The metric names are the same either
+way."""
 
 from __future__ import annotations
 
+import os
 import time
 
 from prometheus_client import (
@@ -11,9 +19,12 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
+    values,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -21,6 +32,9 @@ class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
     def __init__(self) -> None:
+        # Chosen by prometheus_client when it was imported: whether values live in files.
+        shared = getattr(values.ValueClass, "_multiprocess", False)
+        self.directory = os.environ.get(MULTIPROCESS_DIR) if shared else None
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -52,7 +66,10 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "mnist_inference_queue_depth", "Requests waiting for the model", registry=r
+            "mnist_inference_queue_depth",
+            "Requests waiting for the model",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.rejected = Counter(
             "mnist_inference_rejected", "Requests refused because the queue was full", registry=r
@@ -62,7 +79,16 @@ class Metrics:
         )
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.directory is None:
+            return generate_latest(self.registry)
+        instance = CollectorRegistry()
+        multiprocess.MultiProcessCollector(instance, path=self.directory)  # type: ignore[no-untyped-call]
+        return generate_latest(instance)
+
+    def close(self) -> None:
+        """A worker that stops takes its live gauges out of the instance's sums."""
+        if self.directory is not None:
+            multiprocess.mark_process_dead(os.getpid(), self.directory)  # type: ignore[no-untyped-call]
 
 
 class MetricsMiddleware:
