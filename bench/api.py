@@ -6,7 +6,9 @@ Starts ``mnist-api serve`` on 127.0.0.1 once per scenario and drives concurrent 
 clients that upload real MNIST test digits as PNG for a fixed time, then prints throughput,
 p50/p95/p99 latency, errors and accuracy. Scenarios:
 
-- batched   the service as shipped: batched compiled inference, SQLite store;
+- batched   the service as shipped: batched inference by LiteRT, SQLite store;
+- tensorflow the same with the TensorFlow runtime (``MNIST_API_RUNTIME=tensorflow``);
+- unbatched the same without batching (batches of one, no wait): what the batcher is worth;
 - predict   (a) the original way: one ``model.predict`` per request, no batching, SQLite store;
 - ceiling   (b) the same app with inference and storage switched off;
 - cassandra the service as shipped on the local Cassandra node (with --cassandra);
@@ -369,9 +371,15 @@ def main() -> int:
 
     base = {"MNIST_API_MODEL_PATH": str(args.model), "MNIST_API_AUTH": "off"}
     scenarios: list[tuple[str, dict[str, str], list[int]]] = [
-        ("predict", {"MNIST_API_INFERENCE_MODE": "predict"}, [64]),
+        (
+            "predict",
+            {"MNIST_API_INFERENCE_MODE": "predict", "MNIST_API_RUNTIME": "tensorflow"},
+            [64],
+        ),
         ("ceiling", {"MNIST_API_INFERENCE_MODE": "off", "MNIST_API_STORE": "none"}, [64, 16]),
         ("batched", {}, [64, 16]),
+        ("tensorflow", {"MNIST_API_RUNTIME": "tensorflow"}, [64, 16]),
+        ("unbatched", {"MNIST_API_MAX_BATCH": "1", "MNIST_API_MAX_DELAY_MS": "0"}, [64, 16]),
         ("keys", {"MNIST_API_AUTH": "required"}, [64, 16]),
     ]
     if args.cassandra:
