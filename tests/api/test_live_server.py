@@ -113,9 +113,11 @@ def test_invalid_settings_fail_fast(
 
 # The console a person sees, and starts that must never fail.
 
-# TensorFlow's C++ logging (absl): "I0000 00:00:... port.cc:153] ...", and its start-up lines.
+# TensorFlow's C++ logging (absl): "I0000 00:00:... port.cc:153] ...", and its start-up lines;
+# LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 TENSORFLOW_LINE = re.compile(
     r"absl::|oneDNN|^[IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]|TF_CPP|tensorflow/"
+    r"|XNNPACK|TensorFlow Lite"
 )
 READY = re.compile(
     r"^\S+ \S+ INFO +\[(\d+)\] mnist_api: ready on (http://\S+): model (\S+) "

@@ -15,6 +15,7 @@ import pytest
 from tests.fixtures.apps import asgi_client, running_app
 from tests.fixtures.servers import clean_env
 
+
 async def answers(
     model_root: Path, tmp_path: Path, golden: dict[int, bytes], runtime: str
 ) -> list[dict[str, Any]]:

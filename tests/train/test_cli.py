@@ -22,8 +22,11 @@ import pytest
 from tests.fixtures.servers import clean_env
 
 pytestmark = pytest.mark.slow
-# TensorFlow's C++ logging (absl), as in "I0000 00:00:... port.cc:153] oneDNN custom operations".
-TENSORFLOW_LINE = re.compile(r"absl::|oneDNN|^[IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]")
+# TensorFlow's C++ logging (absl), as in "I0000 00:00:... port.cc:153] oneDNN custom operations",
+# and LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+TENSORFLOW_LINE = re.compile(
+    r"absl::|oneDNN|^[IWEF]\d{4} [\d:.]+ +\d+ \S+\.cc:\d+\]|XNNPACK|TensorFlow Lite"
+)
 
 TIMEOUT = 600
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
