@@ -2,7 +2,8 @@
 
 - ``imaging``: any image to a 28x28 input in MNIST's own format, and inputs to model tensors;
 - ``artifact``: the versioned model artifact (format, metadata, loading and saving);
-- ``classifier``: a loaded artifact with its forward pass compiled once, for batches;
+- ``lite``: the artifact's ``model.tflite`` run by LiteRT, for batches (what the service runs);
+- ``classifier``: a loaded artifact with its TensorFlow forward pass compiled once, for batches;
 - ``runtime``: TensorFlow, imported once and quietly;
 - ``errors``: the errors a person is shown as one line.
 

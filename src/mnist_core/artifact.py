@@ -116,6 +116,21 @@ class LoadedArtifact:
     model: keras.Model
 
 
+class ArtifactModel:
+    """What a loaded artifact tells about itself, whichever runtime runs it."""
+
+    path: Path
+    metadata: ArtifactMetadata
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.metadata.test_accuracy
+
+
 def new_version(model_type: ModelType, created_at: datetime, model_sha256: str) -> str:
     return f"{model_type}-{created_at.strftime('%Y%m%dT%H%M%SZ')}-{model_sha256[:8]}"
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from mnist_core.artifact import ArtifactMetadata, LoadedArtifact, load_artifact
+from mnist_core.artifact import ArtifactMetadata, ArtifactModel, LoadedArtifact, load_artifact
 from mnist_core.imaging import model_input
 from mnist_core.runtime import import_tensorflow
 
@@ -24,7 +24,7 @@ Probabilities = npt.NDArray[np.float64]  # N x 10, each row sums to 1
 Pixels = npt.NDArray[np.uint8]  # N x 28 x 28, MNIST's format
 
 
-class Classifier:
+class Classifier(ArtifactModel):
     """A model artifact, ready to classify batches of 28x28 inputs."""
 
     def __init__(self, loaded: LoadedArtifact) -> None:
@@ -37,14 +37,6 @@ class Classifier:
             lambda x: model(x, training=False),
             input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
         )
-
-    @property
-    def version(self) -> str:
-        return self.metadata.version
-
-    @property
-    def test_accuracy(self) -> float:
-        return self.metadata.test_accuracy
 
     @classmethod
     def load(cls, path: Path, *, tf_threads: int | None = None) -> Classifier:

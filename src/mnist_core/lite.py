@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from mnist_core.artifact import LITE_FILE, ArtifactMetadata, read_metadata
+from mnist_core.artifact import LITE_FILE, ArtifactMetadata, ArtifactModel, read_metadata
 from mnist_core.errors import ArtifactError
 from mnist_core.imaging import model_input
 from mnist_core.runtime import quietly
@@ -90,7 +90,7 @@ class LiteModel:
         return normalised
 
 
-class LiteClassifier(LiteModel):
+class LiteClassifier(LiteModel, ArtifactModel):
     """A model artifact served by LiteRT: the same calls as ``mnist_core.classifier.Classifier``
     without TensorFlow."""
 
@@ -98,14 +98,6 @@ class LiteClassifier(LiteModel):
         self.path = path
         self.metadata = metadata
         super().__init__(content)
-
-    @property
-    def version(self) -> str:
-        return self.metadata.version
-
-    @property
-    def test_accuracy(self) -> float:
-        return self.metadata.test_accuracy
 
     @classmethod
     def load(cls, path: Path) -> LiteClassifier:
