@@ -18,6 +18,7 @@ import tensorflow as tf
 from mnist_core.artifact import (
     ARTIFACT_FORMAT,
     LATEST_FILE,
+    LITE_FILE,
     METADATA_FILE,
     MODEL_FILE,
     ArtifactMetadata,
@@ -184,7 +185,9 @@ def test_metadata_file_is_plain_json(softmax_run: TrainResult) -> None:
     assert raw["version"] == softmax_run.metadata.version
     assert datetime.fromisoformat(raw["created_at"]).tzinfo is not None
     assert ArtifactMetadata.model_validate(raw) == softmax_run.metadata
-    assert sorted(p.name for p in softmax_run.artifact_dir.iterdir()) == [METADATA_FILE, MODEL_FILE]
+    files = sorted(p.name for p in softmax_run.artifact_dir.iterdir())
+    assert files == sorted([METADATA_FILE, MODEL_FILE, LITE_FILE])
+    assert raw["lite"]["parity_examples"] == 10_000
     assert raw["validation_accuracy"] == softmax_run.metadata.validation_accuracy
     assert raw["validation_examples"] == 5000
     assert raw["hyperparameters"]["validation_seed"] == 3
