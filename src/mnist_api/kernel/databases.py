@@ -92,8 +92,18 @@ class CassandraDatabase:
         statement.set_is_idempotent(True)
         return statement
 
-    async def execute(self, prepared: Prepared, params: Sequence[Any], *, action: str) -> Any:
+    async def execute(
+        self,
+        prepared: Prepared,
+        params: Sequence[Any],
+        *,
+        action: str,
+        timestamp: int | None = None,
+    ) -> Any:
+        """One statement; with ``timestamp``, the write time its cells get (microseconds)."""
         statement = self._bind(prepared, params)
+        if timestamp is not None:
+            statement.set_timestamp(timestamp)
         try:
             return await self.session.execute(statement)
         except cass_errors.CassException as exc:
@@ -136,15 +146,12 @@ class CassandraDatabase:
             except cass_errors.CassException as exc:
                 raise cass_error(exc, f"{action} failed") from exc
 
-        async def one(prepared: Prepared, params: Sequence[Any]) -> None:
-            statement = self._bind(prepared, params)
-            statement.set_timestamp(stamp)
-            try:
-                await self.session.execute(statement)
-            except cass_errors.CassException as exc:
-                raise cass_error(exc, f"{action} failed") from exc
-
-        await asyncio.gather(*(one(prepared, params) for prepared, params in statements))
+        await asyncio.gather(
+            *(
+                self.execute(prepared, params, action=action, timestamp=stamp)
+                for prepared, params in statements
+            )
+        )
 
     async def ping(self) -> None:
         await self.execute(self._ping, [], action="ping")
