@@ -35,29 +35,29 @@ class ExportError(MnistError):
 
 
 @contextlib.contextmanager
-def _captured() -> Iterator[io.StringIO]:
+def _captured() -> Iterator[None]:
     """The converter's chatter (a signature listing on stdout, MLIR passes on descriptor 2)
     held back; shown only when the conversion fails."""
     log = io.StringIO()
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
+    chatter = ""
     with tempfile.TemporaryFile() as sink, contextlib.redirect_stdout(log):
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
         try:
-            yield log
+            yield
         except BaseException:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
             sink.seek(0)
-            sys.stderr.write(log.getvalue() + sink.read().decode("utf-8", errors="replace"))
+            chatter = log.getvalue() + sink.read().decode("utf-8", errors="replace")
             raise
         finally:
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
+            for fd, original in zip((1, 2), saved, strict=True):
+                os.dup2(original, fd)
+                os.close(original)
+            if chatter:
+                sys.stderr.write(chatter)
 
 
 def convert(model: keras.Model) -> bytes:
