@@ -124,6 +124,9 @@ class Stream:
     def between(self, start: float, end: float) -> list[Outcome]:
         return [o for o in self.outcomes if start <= o.at < end]
 
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status not in (200, 201)]
+
 
 def percentiles(outcomes: list[Outcome]) -> dict[str, float]:
     latencies = sorted(o.latency for o in outcomes)
@@ -185,6 +188,12 @@ async def wait_until(check: Any, limit_s: float, what: str) -> float:
 ACKNOWLEDGED: dict[str, int] = {}  # every prediction acknowledged so far, across the tests
 
 
+async def assert_kept(url: str, stream: Stream) -> None:
+    """Every upload the stream saw acknowledged reads back; the later tests check them too."""
+    ACKNOWLEDGED.update(stream.acknowledged())
+    await assert_all_readable(url, stream.acknowledged())
+
+
 class TestNodeFailures:
     async def test_one_node_killed_and_restarted(
         self, cluster_server: LiveServer, golden: dict[int, bytes], artifacts_dir: Path
@@ -198,10 +207,9 @@ class TestNodeFailures:
             await node("restart", 2)
             back_at = stream.now()
             await asyncio.sleep(5)
-        failed = [o for o in stream.outcomes if o.status not in (200, 201)]
+        failed = stream.failed()
         assert failed == [], failed[:5]
-        ACKNOWLEDGED.update(stream.acknowledged())
-        await assert_all_readable(cluster_server.url, stream.acknowledged())
+        await assert_kept(cluster_server.url, stream)
         report(
             artifacts_dir,
             "one-node-killed",
@@ -227,12 +235,11 @@ class TestNodeFailures:
             thawed_at = stream.now()
             await node("thaw", 3)
             await asyncio.sleep(5)
-        failed = [o for o in stream.outcomes if o.status not in (200, 201)]
+        failed = stream.failed()
         assert failed == [], failed[:5]
         during = percentiles(stream.between(frozen_at, thawed_at))
         assert during["p99_ms"] < 5000, during  # within the driver's request timeout
-        ACKNOWLEDGED.update(stream.acknowledged())
-        await assert_all_readable(cluster_server.url, stream.acknowledged())
+        await assert_kept(cluster_server.url, stream)
         report(
             artifacts_dir,
             "one-node-frozen",
