@@ -10,11 +10,11 @@ from mnist_api.kernel.metrics import Metrics
 from mnist_api.kernel.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return cast(Settings, request.state.settings)
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return cast(Metrics, request.state.metrics)
 
 

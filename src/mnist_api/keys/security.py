@@ -133,7 +133,7 @@ def authorize(scope: KeyScope | None) -> object:
     return Depends(dependency)
 
 
-def get_keys(request: Request) -> KeyService:
+async def get_keys(request: Request) -> KeyService:
     return cast(KeyService, request.state.keys)
 
 

@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from mnist_api.models.registry import ModelRegistry
 
 
-def get_registry(request: Request) -> ModelRegistry:
+async def get_registry(request: Request) -> ModelRegistry:
     return cast(ModelRegistry, request.state.registry)
 
 

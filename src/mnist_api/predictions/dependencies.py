@@ -12,7 +12,7 @@ from mnist_api.predictions.records import Caller, Owner
 from mnist_api.predictions.service import PredictionService
 
 
-def get_service(request: Request) -> PredictionService:
+async def get_service(request: Request) -> PredictionService:
     return cast(PredictionService, request.state.predictions)
 
 
