@@ -105,7 +105,6 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
         )
     try:
         image.seek(0)
-        turned = image.getexif().get(ORIENTATION) in (5, 6, 7, 8)
         shorter = min(width, height)
         if fmt in ("JPEG", "MPO") and shorter >= 2 * DRAFT_SIDE:
             scale = DRAFT_SIDE / shorter
@@ -113,14 +112,24 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
-            upright = ImageOps.exif_transpose(image)
+            orientation = _orientation(image, fmt)
+            upright = ImageOps.exif_transpose(image) if orientation != 1 else image
     except Image.DecompressionBombError as exc:
         raise ImageTooLargeError(str(exc)) from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise InvalidImageError(f"the image is corrupt or truncated: {exc}") from exc
-    if turned:
+    if orientation in (5, 6, 7, 8):  # a quarter turn
         width, height = height, width
     return DecodedImage(upright, fmt, FORMATS[fmt], width, height)
+
+
+def _orientation(image: Image.Image, fmt: str) -> int:
+    """The EXIF orientation (1 to 8; 1 is upright) of a loaded image. EXIF is read only where
+    the file carries some: parsing an absent block costs more than decoding a small PNG."""
+    if fmt != "TIFF" and "exif" not in image.info and "Raw profile type exif" not in image.info:
+        return 1
+    value = image.getexif().get(ORIENTATION, 1)
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
 def _grey(image: Image.Image) -> Image.Image:
