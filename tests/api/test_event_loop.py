@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import logging
 import sys
 from pathlib import Path
@@ -82,3 +83,33 @@ async def test_no_callback_runs_longer_than_50_ms_under_load(
             gc.unfreeze()  # the test session goes on; a served process never does this
     assert all(page.status_code == 200 for page in pages)
     assert slow.seen == []
+
+
+async def test_every_dependency_runs_on_the_event_loop(tmp_path: Path) -> None:
+    """FastAPI runs a plain ``def`` dependency in its thread pool: one thread hand-off per
+    request for what is a lookup in ``request.state``. Every dependency of every route is a
+    coroutine function, or a security scheme (whose ``__call__`` is one)."""
+    from fastapi.routing import APIRoute, iter_route_contexts
+    from fastapi.security.base import SecurityBase
+
+    from mnist_api.app import create_app
+    from mnist_api.kernel.settings import load_settings
+
+    settings = load_settings(model_path=tmp_path / "no-model", sqlite_path=tmp_path / "x.db")
+    app = create_app(settings)
+    sync = set()
+    routes = [context.route for context in iter_route_contexts(app.routes)]
+    assert sum(isinstance(route, APIRoute) for route in routes) > 10
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue
+        todo = list(route.dependant.dependencies)
+        while todo:
+            dependant = todo.pop()
+            todo.extend(dependant.dependencies)
+            call = dependant.call
+            if isinstance(call, SecurityBase):
+                call = call.__call__
+            if not inspect.iscoroutinefunction(call):
+                sync.add(f"{route.path}: {getattr(call, '__name__', call)}")
+    assert not sync, sorted(sync)
