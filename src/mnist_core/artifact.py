@@ -56,6 +56,10 @@ class Hyperparameters(BaseModel):
     # The seed of the permutation that chose the validation images (see ``validation_examples``);
     # None when nothing was held out, as in artifacts written before the split existed.
     validation_seed: int | None = None
+    # Networks trained apart (seeds ``seed``, ``seed + 1``, ...) whose probabilities the model
+    # averages, and each one's accuracy on the validation images; 1 and empty for a single one.
+    ensemble: int = Field(default=1, ge=1)
+    member_validation_accuracy: tuple[float, ...] = ()
 
 
 class LiteExport(BaseModel):

@@ -89,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
         "--no-augmentation", action="store_true", help="turn the CNN's augmentation off"
     )
     train.add_argument(
+        "--ensemble",
+        type=_positive,
+        metavar="N",
+        help="train N CNNs apart (seeds SEED, SEED+1, ...) and serve the mean of their "
+        "probabilities as one model (default: 1)",
+    )
+    train.add_argument(
         "--data-dir",
         type=Path,
         help="folder with the MNIST IDX files (default: $MNIST_DATA_DIR or ./data/mnist); "
@@ -137,6 +144,8 @@ def _train(args: argparse.Namespace) -> None:
             f"--train-examples {args.train_examples} is more than the {available} training "
             f"images left after holding {args.validation_examples} out for validation"
         )
+    if args.ensemble is not None and args.ensemble > 1 and args.model != "cnn":
+        raise MnistError("--ensemble applies to the CNN only")
     import_tensorflow()
     from mnist_train.train import TrainConfig, train
 
@@ -149,6 +158,7 @@ def _train(args: argparse.Namespace) -> None:
         train_examples=args.train_examples,
         validation_examples=args.validation_examples,
         augmentation=False if args.no_augmentation else None,
+        ensemble=args.ensemble,
     )
     result = train(config, data, args.output)
     meta = result.metadata

@@ -8,7 +8,7 @@ from keras import layers
 
 from mnist_core.model_types import MODEL_TYPES, ModelType
 
-__all__ = ["MODEL_TYPES", "ModelType", "build", "build_cnn", "build_softmax"]
+__all__ = ["MODEL_TYPES", "ModelType", "average", "build", "build_cnn", "build_softmax"]
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
 
@@ -28,7 +28,7 @@ def _conv_block(x: keras.KerasTensor, filters: int) -> keras.KerasTensor:
     return layers.MaxPooling2D()(x)
 
 
-def build_cnn() -> keras.Model:
+def build_cnn(name: str = "mnist_cnn") -> keras.Model:
     """A compact convolutional network: two 3x3 conv blocks (32 and 64 filters) with batch
     norm and max-pooling, a 128-unit dense layer, dropout and a softmax (about 226k parameters,
     sized to train in minutes on two CPU cores)."""
@@ -41,10 +41,20 @@ def build_cnn() -> keras.Model:
     x = layers.Activation("relu")(x)
     x = layers.Dropout(0.4)(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="mnist_cnn")
+    return keras.Model(inputs, outputs, name=name)
 
 
-def build(model_type: ModelType) -> keras.Model:
+def build(model_type: ModelType, name: str | None = None) -> keras.Model:
     if model_type == "softmax":
         return build_softmax()
-    return build_cnn()
+    return build_cnn(name or "mnist_cnn")
+
+
+def average(members: list[keras.Model]) -> keras.Model:
+    """One model whose answer is the mean of the members' probabilities: an ensemble of networks
+    trained apart (other seeds, other orders), saved, converted and served as a single model."""
+    if len(members) == 1:
+        return members[0]
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    outputs = layers.Average(name="probabilities")([member(inputs) for member in members])
+    return keras.Model(inputs, outputs, name=f"mnist_cnn_x{len(members)}")

@@ -23,16 +23,17 @@ from mnist_train.augment import augment_batch
 from mnist_train.data import VALIDATION_EXAMPLES, Mnist, Split, split_training_set
 from mnist_train.evaluate import Evaluation, evaluate
 from mnist_train.export import check, convert
-from mnist_train.models import build
+from mnist_train.models import average, build
 
 if TYPE_CHECKING:
     import keras
+    import tensorflow as tf
 
 RECALIBRATION_IMAGES = 4096
 DEFAULTS: dict[ModelType, dict[str, float | int]] = {
     # The original TensorFlow 1 tutorial: plain SGD at 0.5 on batches of 100.
     "softmax": {"epochs": 5, "batch_size": 100, "learning_rate": 0.5},
-    "cnn": {"epochs": 15, "batch_size": 128, "learning_rate": 0.003},
+    "cnn": {"epochs": 15, "batch_size": 128, "learning_rate": 0.003, "ensemble": 1},
 }
 
 
@@ -46,6 +47,7 @@ class TrainConfig:
     train_examples: int | None = None  # a subset of the training set, for quick runs and tests
     validation_examples: int = VALIDATION_EXAMPLES  # held out of the training set
     augmentation: bool | None = None  # default: on for the CNN, off for softmax
+    ensemble: int | None = None  # networks trained apart and averaged (the CNN only)
     verbose: int = field(default_factory=lambda: 1 if sys.stdout.isatty() else 2)
 
     def resolved(self) -> tuple[int, int, float, bool]:
@@ -56,6 +58,11 @@ class TrainConfig:
             float(self.learning_rate if self.learning_rate is not None else d["learning_rate"]),
             self.augmentation if self.augmentation is not None else self.model_type == "cnn",
         )
+
+    def resolved_ensemble(self) -> int:
+        if self.ensemble is not None:
+            return self.ensemble
+        return int(DEFAULTS[self.model_type].get("ensemble", 1))
 
 
 @dataclass(frozen=True)
@@ -87,27 +94,27 @@ def _recalibrate_batch_norm(model: keras.Model, images: npt.NDArray[np.float32])
             layer.momentum = momentum
 
 
-def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
+def _fit_member(
+    config: TrainConfig,
+    index: int,
+    x_train: npt.NDArray[np.float32],
+    y_train: npt.NDArray[np.uint8],
+    validation_data: tf.data.Dataset,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    augmentation: bool,
+) -> keras.Model:
+    """Build and fit one network. Member ``index`` of an ensemble starts from its own seed
+    (``seed + index``): other initial weights, another order of batches, other augmentations."""
     import keras
     import tensorflow as tf
 
-    epochs, batch_size, learning_rate, augmentation = config.resolved()
-    if epochs < 1 or batch_size < 1 or learning_rate <= 0:
-        raise ValueError("epochs, batch size and learning rate must be positive")
-    split = split_training_set(
-        len(data.train_labels), config.validation_examples, config.seed, config.train_examples
-    )
-    keras.utils.set_random_seed(config.seed)
-    tf.config.experimental.enable_op_determinism()
-
-    # Load and scale. The test set is only looked at in "Evaluate", for the report.
-    x_train, y_train = model_input(data.train_images[split.train]), data.train_labels[split.train]
-    x_val = model_input(data.train_images[split.validation])
-    y_val = data.train_labels[split.validation]
-    x_test, y_test = model_input(data.test_images), data.test_labels
-
-    # Build.
-    model = build(config.model_type)
+    seed = config.seed + index
+    keras.utils.set_random_seed(seed)
+    name = "mnist_cnn" if index == 0 else f"mnist_cnn_{index}"
+    model = build(config.model_type, name)
     steps = epochs * int(np.ceil(len(y_train) / batch_size))
     optimizer: keras.optimizers.Optimizer
     if config.model_type == "softmax":
@@ -119,27 +126,24 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
         optimizer = keras.optimizers.Adam(learning_rate=schedule)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    # Fit. Shuffling indices and gathering whole batches keeps the input pipeline cheap.
+    # Shuffling indices and gathering whole batches keeps the input pipeline cheap.
     images, labels = tf.constant(x_train), tf.constant(y_train)
     dataset = (
         tf.data.Dataset.range(len(y_train))
-        .shuffle(len(y_train), seed=config.seed, reshuffle_each_iteration=True)
+        .shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
         .enumerate()
     )
-    seed = config.seed
 
-    def gather(index: tf.Tensor, batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def gather(batch_index: tf.Tensor, batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = tf.gather(images, batch)
         if augmentation:
-            x = augment_batch(x, index, seed)
+            x = augment_batch(x, batch_index, seed)
         return x, tf.gather(labels, batch)
 
     dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    started = time.perf_counter()
     # Each epoch ends with the accuracy on the held-out images ("val_accuracy").
-    validation_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(1000)
     model.fit(
         dataset,
         epochs=epochs,
@@ -147,9 +151,47 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
         validation_data=validation_data,
         verbose=config.verbose,
     )
-    training_seconds = time.perf_counter() - started
+    return model
 
-    _recalibrate_batch_norm(model, x_train)  # training images only
+
+def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
+    import keras
+    import tensorflow as tf
+
+    epochs, batch_size, learning_rate, augmentation = config.resolved()
+    ensemble = config.resolved_ensemble()
+    if epochs < 1 or batch_size < 1 or learning_rate <= 0 or ensemble < 1:
+        raise ValueError("epochs, batch size, learning rate and ensemble must be positive")
+    if ensemble > 1 and config.model_type != "cnn":
+        raise ValueError("only the CNN trains as an ensemble")
+    split = split_training_set(
+        len(data.train_labels), config.validation_examples, config.seed, config.train_examples
+    )
+    tf.config.experimental.enable_op_determinism()
+
+    # Load and scale. The test set is only looked at in "Evaluate", for the report.
+    x_train, y_train = model_input(data.train_images[split.train]), data.train_labels[split.train]
+    x_val = model_input(data.train_images[split.validation])
+    y_val = data.train_labels[split.validation]
+    x_test, y_test = model_input(data.test_images), data.test_labels
+
+    # Build and fit each member (one, or an ensemble averaged into one model at the end).
+    validation_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(1000)
+    members = []
+    started = time.perf_counter()
+    for index in range(ensemble):
+        member = _fit_member(
+            config, index, x_train, y_train, validation_data,
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+            augmentation=augmentation,
+        )  # fmt: skip
+        _recalibrate_batch_norm(member, x_train)  # training images only
+        members.append(member)
+    training_seconds = time.perf_counter() - started
+    model = average(members)
+    member_validation = []  # each member's own, for an ensemble
+    if len(members) > 1:
+        member_validation = [evaluate(member, x_val, y_val).accuracy for member in members]
 
     # Evaluate: the validation split, then the test set, once.
     validation = evaluate(model, x_val, y_val)
@@ -170,6 +212,8 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
                 "batch_size": batch_size,
                 "learning_rate": learning_rate,
                 "optimizer": "sgd" if config.model_type == "softmax" else "adam-cosine",
+                "ensemble": ensemble,
+                "member_validation_accuracy": member_validation,
                 "seed": config.seed,
                 "train_examples": len(y_train),
                 "augmentation": augmentation,

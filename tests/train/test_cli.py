@@ -40,6 +40,7 @@ FAILED_COMMANDS = (
     "validation-0",
     "too-many-train-examples",
     "negative-seed",
+    "softmax-ensemble",
 )
 
 
@@ -160,6 +161,10 @@ def work(
             "--output", str(root / "never-5"),
         )  # fmt: skip
         ws.start("negative-seed", "train", "--seed", "-1", "--output", str(root / "never-6"))
+        ws.start(
+            "softmax-ensemble",
+            "train", "--model", "softmax", "--ensemble", "2", "--output", str(root / "never-7"),
+        )  # fmt: skip
         yield ws
     finally:
         for command in ws.commands.values():
@@ -389,6 +394,13 @@ def test_more_train_examples_than_are_left_after_the_split(work: Workspace) -> N
         "after holding 5000 out for validation"
     )
     assert not (work.root / "never-5").exists()
+
+
+def test_ensemble_of_softmax(work: Workspace) -> None:
+    result = work.commands["softmax-ensemble"].wait()
+    assert_one_line_error(result, 1)
+    assert result.error_lines[0] == f"{ERROR_PREFIX}--ensemble applies to the CNN only"
+    assert not (work.root / "never-7").exists()
 
 
 def test_negative_seed(work: Workspace) -> None:

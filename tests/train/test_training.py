@@ -48,8 +48,9 @@ def test_config_defaults() -> None:
         TrainConfig(model_type="softmax", batch_size=0, verbose=0),
         TrainConfig(model_type="softmax", learning_rate=0.0, verbose=0),
         TrainConfig(model_type="cnn", learning_rate=-0.1, verbose=0),
+        TrainConfig(model_type="cnn", ensemble=0, verbose=0),
     ],
-    ids=["epochs", "batch-size", "learning-rate", "negative-learning-rate"],
+    ids=["epochs", "batch-size", "learning-rate", "negative-learning-rate", "ensemble"],
 )
 def test_rejects_non_positive_settings(config: TrainConfig, mnist: Mnist, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be positive"):
@@ -84,6 +85,41 @@ def test_cnn_learns_in_one_epoch(mnist: Mnist, tmp_path: Path) -> None:
     assert result.metadata.hyperparameters.augmentation is True
     assert result.metadata.hyperparameters.optimizer == "adam-cosine"
     assert result.metadata.test_accuracy > 0.85, describe(result)
+
+
+@pytest.mark.slow
+def test_ensemble_is_the_mean_of_its_members(mnist: Mnist, tmp_path: Path) -> None:
+    """Two CNNs trained apart (seeds 5 and 6) and saved as one model whose answer is the mean
+    of theirs; LiteRT, which serves it, reads it as TensorFlow does."""
+    from mnist_core.lite import LiteClassifier
+
+    config = TrainConfig(
+        model_type="cnn", epochs=1, train_examples=2000, seed=5, ensemble=2, verbose=0
+    )
+    result = train(config, mnist, tmp_path)
+    meta = result.metadata
+    assert meta.hyperparameters.ensemble == 2
+    assert len(meta.hyperparameters.member_validation_accuracy) == 2
+    assert meta.lite is not None
+    assert meta.lite.parity_argmax_agreement >= 0.9999
+    model = load_artifact(result.artifact_dir).model
+    members = [layer for layer in model.layers if layer.name.startswith("mnist_cnn")]
+    assert len(members) == 2
+    x = model_input(mnist.test_images[:200])
+    each = [member.predict(x, verbose=0) for member in members]
+    assert float(np.abs(each[0] - each[1]).max()) > 1e-3  # two different networks
+    np.testing.assert_allclose(model.predict(x, verbose=0), (each[0] + each[1]) / 2, atol=1e-6)
+    lite = LiteClassifier.load(result.artifact_dir)
+    np.testing.assert_allclose(
+        lite.predict_batch(mnist.test_images[:200]), (each[0] + each[1]) / 2, atol=1e-4
+    )
+    assert meta.test_accuracy > 0.85, describe(result)
+
+
+def test_only_the_cnn_trains_as_an_ensemble(mnist: Mnist, tmp_path: Path) -> None:
+    config = TrainConfig(model_type="softmax", ensemble=2, verbose=0)
+    with pytest.raises(ValueError, match="only the CNN"):
+        train(config, mnist, tmp_path / "models")
 
 
 @pytest.mark.slow
