@@ -1,5 +1,6 @@
-"""``mnist-api``: serve the API, manage API keys (``keys create|list|revoke``), and manage the
-Cassandra schema (``db upgrade|status|history|unlock``)."""
+"""``mnist-api``: serve the API, manage API keys (``keys create|list|revoke``), export the
+labelled predictions for training (``export-labels``), and manage the Cassandra schema
+(``db upgrade|status|history|unlock``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnist_api import __version__
@@ -86,6 +89,18 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key: every worker refuses it soon after")
     revoke.add_argument("key_id", metavar="ID")
 
+    export = sub.add_parser(
+        "export-labels",
+        help="write every labelled prediction (its 28x28 input, label, id, times, model) to an "
+        ".npz corrections file for mnist-train",
+    )
+    export.add_argument("--out", type=Path, required=True, metavar="FILE")
+    export.add_argument("--owner", metavar="KEY_ID", help="only the predictions of this key")
+    export.add_argument(
+        "--since", type=_moment, metavar="TIME", help="labelled at or after (ISO 8601, UTC)"
+    )
+    export.add_argument("--before", type=_moment, metavar="TIME", help="labelled before")
+
     db = sub.add_parser("db", help="Cassandra schema migrations (cql/)")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="create the keyspace and apply pending migrations")
@@ -95,6 +110,30 @@ def _parser() -> argparse.ArgumentParser:
         "unlock", help="release the migration lock of an upgrade that was killed (none may run)"
     )
     return parser
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time (ISO 8601, e.g. 2026-12-01 or 2026-12-01T12:00:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mnist_api.predictions import export_labels
+
+    settings = load_settings(allow_anonymous=True)
+    done = asyncio.run(
+        export_labels(settings, args.out, owner=args.owner, since=args.since, before=args.before)
+    )
+    print(
+        f"exported {done.count} labelled predictions to {done.path} "
+        f"({done.held_out} of them held out for mnist-train compare)"
+    )
+    return 0
 
 
 def _check_model(settings: Settings) -> None:
@@ -199,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "keys":
             return _keys(args)
+        if args.command == "export-labels":
+            return _export(args)
         return _db(args)
     except (SettingsError, StoreError) as exc:
         print(f"mnist-api: error: {exc}", file=sys.stderr)

@@ -23,12 +23,15 @@ from mnist_api.predictions.records import (
     UUID_EPOCH_OFFSET,
     HistoryQuery,
     ImageMeta,
+    LabelledQuery,
     Owner,
     PredictionRecord,
     id_time,
     new_id,
 )
 from mnist_api.predictions.repository import PredictionRepository
+from mnist_api.predictions.repository import cassandra as cassandra_module
+from mnist_api.predictions.repository import sqlite as sqlite_module
 from mnist_api.predictions.repository.cassandra import CassandraRepository
 from mnist_api.predictions.repository.layout import sizing_for
 from mnist_api.predictions.repository.sqlite import SqliteRepository
@@ -302,6 +305,45 @@ class TestLabel:
     async def test_unknown_id(self, store: PredictionRepository) -> None:
         assert await store.set_label(new_id(), 3, datetime.now(UTC), None) is None
         assert await all_pages(store, limit=5) == []
+
+
+class TestLabelled:
+    """What ``mnist-api export-labels`` reads: every labelled prediction once, in chunks."""
+
+    async def test_each_labelled_prediction_once_across_chunks(
+        self, store: PredictionRepository, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        module = sqlite_module if isinstance(store, SqliteRepository) else cassandra_module
+        monkeypatch.setattr(module, "EXPORT_CHUNK", 7)  # many chunks from a few rows
+        records = [record(i % 10, owner=(ALICE, BOB)[i % 2]) for i in range(40)]
+        await asyncio.gather(*(put(store, r) for r in records))
+        at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+        labelled = {}
+        for i, rec in enumerate(records[:30]):  # ten stay unlabelled
+            moment = at + timedelta(minutes=i % 3)  # several share a labelling time
+            labelled[rec.id] = await store.set_label(rec.id, (rec.digit + 1) % 10, moment, None)
+        found = [r async for r in store.labelled(LabelledQuery())]
+        assert sorted(r.id for r in found) == sorted(labelled)
+        for got in found:
+            assert got == labelled[got.id]  # label, its time, the input, the owner
+
+    async def test_filters_by_owner_and_labelling_time(self, store: PredictionRepository) -> None:
+        at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+        mine, theirs, late = record(1), record(2, owner=BOB), record(3)
+        for rec in (mine, theirs, late):
+            await put(store, rec)
+        await store.set_label(mine.id, 7, at, None)
+        await store.set_label(theirs.id, 7, at + timedelta(seconds=1), None)
+        await store.set_label(late.id, 7, at + timedelta(hours=1), None)
+
+        async def ids(**query: object) -> set[uuid.UUID]:
+            return {r.id async for r in store.labelled(LabelledQuery(**query))}  # type: ignore[arg-type]
+
+        assert await ids(owner=ALICE.id) == {mine.id, late.id}
+        assert await ids(owner=BOB.id) == {theirs.id}
+        assert await ids(since=at + timedelta(seconds=1)) == {theirs.id, late.id}
+        assert await ids(before=at + timedelta(seconds=1)) == {mine.id}
+        assert await ids(owner=ALICE.id, since=at, before=at + timedelta(minutes=5)) == {mine.id}
 
 
 class TestDelete:

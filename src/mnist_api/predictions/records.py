@@ -84,6 +84,24 @@ class HistoryQuery:
 
 
 @dataclass(frozen=True)
+class LabelledQuery:
+    """Labelled predictions to export: labelled in [since, before), of one owner or all."""
+
+    owner: str | None = None
+    since: datetime | None = None
+    before: datetime | None = None
+
+    def admits(self, record: PredictionRecord) -> bool:
+        if record.label is None or record.labeled_at is None:
+            return False
+        if self.owner is not None and record.owner != self.owner:
+            return False
+        if self.since is not None and record.labeled_at < self.since:
+            return False
+        return self.before is None or record.labeled_at < self.before
+
+
+@dataclass(frozen=True)
 class HistoryPage:
     items: list[PredictionRecord]
     next_before: uuid.UUID | None  # None on the last page

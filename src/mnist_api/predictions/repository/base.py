@@ -7,12 +7,14 @@ prediction of another owner is answered exactly as one that does not exist."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from mnist_api.predictions.records import (
     HistoryPage,
     HistoryQuery,
+    LabelledQuery,
     Owner,
     PredictionRecord,
     StoredImage,
@@ -48,3 +50,8 @@ class PredictionRepository(Protocol):
     ) -> PredictionRecord | None: ...
 
     async def delete(self, prediction_id: uuid.UUID, owner: str | None) -> bool: ...
+
+    def labelled(self, query: LabelledQuery) -> AsyncIterator[PredictionRecord]:
+        """Every labelled prediction the query admits, in chunks: a whole store never sits in
+        memory (``mnist-api export-labels``)."""
+        ...

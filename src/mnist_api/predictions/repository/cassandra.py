@@ -35,6 +35,7 @@ from mnist_api.predictions.records import (
     HistoryPage,
     HistoryQuery,
     ImageMeta,
+    LabelledQuery,
     Owner,
     PredictionRecord,
     StoredImage,
@@ -64,6 +65,8 @@ PLACES = "owner, owner_bucket, owner_shard, global_bucket, global_shard"
 FILTERED_CHUNK = 200  # rows read per query while filtering
 SCAN_BUDGET = 5000  # rows a filtered history request may read before it returns a short page
 INDEX_CACHE = 100_000  # index entries a process remembers having written
+EXPORT_CHUNK = 1000  # rows read per query by an export, which scans the predictions by token
+MIN_TOKEN = -(2**63)  # Murmur3's tokens lie above this
 
 
 def _values(record: PredictionRecord) -> list[Any]:
@@ -161,6 +164,8 @@ class CassandraRepository:
                 "get": f"SELECT id, {FIELDS}, {PLACES}, TTL(digit) AS ttl "
                 f"FROM {ks}.predictions WHERE id = ?",
                 "get_image": f"SELECT content_type, data FROM {ks}.prediction_images WHERE id = ?",
+                "scan": f"SELECT token(id) AS t, id, {FIELDS}, owner FROM {ks}.predictions "
+                "WHERE token(id) > ? LIMIT ?",
                 "months": f"SELECT month FROM {months} WHERE listing = ? LIMIT ?",
                 "months_before": f"SELECT month FROM {months} "
                 "WHERE listing = ? AND month < ? LIMIT ?",
@@ -420,3 +425,18 @@ class CassandraRepository:
         )
         await self._execute("delete_image", [prediction_id])
         return True
+
+    async def labelled(self, query: LabelledQuery) -> AsyncIterator[PredictionRecord]:
+        """No table is keyed by label: a scan of ``predictions`` in token order, a chunk per
+        query, each continuing after the last token of the one before."""
+        after = MIN_TOKEN
+        while True:
+            result = await self._execute("scan", [after, EXPORT_CHUNK])
+            rows = [row.as_dict() for row in result]
+            for row in rows:
+                record = _record(row)
+                if query.admits(record):
+                    yield record
+            if len(rows) < EXPORT_CHUNK:
+                return
+            after = int(rows[-1]["t"])

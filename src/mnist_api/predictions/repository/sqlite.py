@@ -17,6 +17,7 @@ import logging
 import sqlite3
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,7 @@ from mnist_api.predictions.records import (
     HistoryPage,
     HistoryQuery,
     ImageMeta,
+    LabelledQuery,
     Owner,
     PredictionRecord,
     StoredImage,
@@ -47,6 +49,7 @@ INSERT = (
     f"VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 2))})"
 )
 PURGE_CHUNK = 500  # rows deleted per transaction
+EXPORT_CHUNK = 1000  # labelled rows read per query by an export
 
 
 def _row(record: PredictionRecord) -> tuple[object, ...]:
@@ -87,6 +90,10 @@ def _record(row: tuple[Any, ...]) -> PredictionRecord:
         label=label,
         labeled_at=from_ms(at) if at is not None else None,
     )
+
+
+def _fetch_all(conn: sqlite3.Connection, *, sql: str, args: list[object]) -> list[Any]:
+    return conn.execute(sql, args).fetchall()
 
 
 def _insert_all(conn: sqlite3.Connection, *, rows: list[tuple[object, ...]]) -> None:
@@ -246,3 +253,31 @@ class SqliteRepository:
         args = (str(prediction_id), *params)
         changed = await self._db.run(lambda c: c.execute(sql, args).rowcount)
         return bool(changed)
+
+    async def labelled(self, query: LabelledQuery) -> AsyncIterator[PredictionRecord]:
+        """In the order of labelling, a chunk per query, each continuing after the last row of
+        the one before (labelled time, id)."""
+        visible, params = self._visible(query.owner)
+        where = [visible, "label IS NOT NULL"]
+        if query.since is not None:
+            where.append("labeled_at_ms >= ?")
+            params.append(to_ms(query.since))
+        if query.before is not None:
+            where.append("labeled_at_ms < ?")
+            params.append(to_ms(query.before))
+        base = " AND ".join(where)
+        after: tuple[int, str] | None = None
+        while True:
+            sql = f"SELECT {COLUMNS} FROM predictions WHERE {base}"
+            args = list(params)
+            if after is not None:
+                sql += " AND (labeled_at_ms > ? OR (labeled_at_ms = ? AND id > ?))"
+                args += [after[0], after[0], after[1]]
+            sql += " ORDER BY labeled_at_ms, id LIMIT ?"
+            args.append(EXPORT_CHUNK)
+            rows = await self._db.run(functools.partial(_fetch_all, sql=sql, args=args))
+            for row in rows:
+                yield _record(row)
+            if len(rows) < EXPORT_CHUNK:
+                return
+            after = (rows[-1][-1], rows[-1][0])
