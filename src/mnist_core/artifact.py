@@ -76,6 +76,19 @@ class LiteExport(BaseModel):
     parity_argmax_agreement: float = Field(ge=0, le=1)  # share read as the same digit
 
 
+class ExtraData(BaseModel):
+    """Corrections mixed into the training (``mnist-train train --extra``): the file, and what of
+    it went in. The held-out fifth never does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: str
+    sha256: str
+    examples: int = Field(ge=0)  # trained on
+    held_out: int = Field(ge=0)  # left for ``mnist-train compare``
+    weight: float = Field(gt=0)  # of each correction's loss, against 1 for an MNIST image
+
+
 class ArtifactMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
@@ -99,6 +112,8 @@ class ArtifactMetadata(BaseModel):
     input_polarity: Literal["white-on-black"] = "white-on-black"
     model_sha256: str
     lite: LiteExport | None = None
+    extra: ExtraData | None = None
+    init_from: str | None = None  # the version of the model this one was fine-tuned from
 
     @model_validator(mode="after")
     def _validation_is_all_or_nothing(self) -> ArtifactMetadata:

@@ -45,6 +45,7 @@ from mnist_core.errors import MnistError
 FORMAT = "mnist-corrections/1"
 SIDE = 28
 HOLD_OUT_MODULUS = 5  # one correction in five, by id, is held out
+EXTRA_WEIGHT = 5.0  # a correction's weight in the training loss, against 1 for an MNIST image
 NUMBERS: dict[str, tuple[np.dtype[np.generic], tuple[int, ...]]] = {  # dtype, one row's shape
     "images": (np.dtype(np.uint8), (SIDE, SIDE)),
     "labels": (np.dtype(np.uint8), ()),
@@ -116,6 +117,11 @@ class Corrections:
 
 def load_corrections(path: Path) -> Corrections:
     """Read and check a corrections file."""
+    not_one = f"{path} is not a corrections file ({FORMAT}, written by mnist-api export-labels)"
+    if not path.is_file():
+        raise CorrectionsError(f"cannot read the corrections file {path}: there is no such file")
+    if not zipfile.is_zipfile(path):
+        raise CorrectionsError(not_one)
     try:
         digest = hashlib.sha256()
         with path.open("rb") as f:
@@ -126,7 +132,7 @@ def load_corrections(path: Path) -> Corrections:
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise CorrectionsError(f"cannot read the corrections file {path}: {exc}") from exc
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
-        raise CorrectionsError(f"{path} is not a corrections file ({FORMAT})")
+        raise CorrectionsError(not_one)
     missing = [name for name in (*NUMBERS, *TEXTS) if name not in arrays]
     if missing:
         raise CorrectionsError(f"{path} lacks {', '.join(missing)}")

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mnist_core.corrections import EXTRA_WEIGHT, load_corrections
 from mnist_core.errors import MnistError
-from mnist_core.model_types import MODEL_TYPES
+from mnist_core.model_types import MODEL_TYPES, ModelType
 from mnist_core.runtime import import_tensorflow
 from mnist_train import __version__
 from mnist_train.data import VALIDATION_EXAMPLES
@@ -59,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     train = sub.add_parser("train", help="train a model and write a versioned artifact")
-    train.add_argument("--model", choices=MODEL_TYPES, default="cnn", help="default: cnn")
+    train.add_argument(
+        "--model", choices=MODEL_TYPES, help="default: cnn, or the type of the --init model"
+    )
     train.add_argument("--epochs", type=_positive, help="default: 15 (cnn), 5 (softmax)")
     train.add_argument("--batch-size", type=_positive, help="default: 128 (cnn), 100 (softmax)")
     train.add_argument(
@@ -96,6 +99,27 @@ def _parser() -> argparse.ArgumentParser:
         "probabilities as one model (default: 1)",
     )
     train.add_argument(
+        "--extra",
+        type=Path,
+        metavar="FILE",
+        help="corrections (mnist-api export-labels) to mix into the training images; their "
+        "held-out fifth is left out for mnist-train compare",
+    )
+    train.add_argument(
+        "--extra-weight",
+        type=_positive_float,
+        default=EXTRA_WEIGHT,
+        metavar="W",
+        help=f"each correction counts as W MNIST images in the loss (default: {EXTRA_WEIGHT:g})",
+    )
+    train.add_argument(
+        "--init",
+        type=Path,
+        metavar="ARTIFACT",
+        help="fine-tune this artifact's model briefly instead of starting over (default then: "
+        "2 epochs at a tenth of the learning rate)",
+    )
+    train.add_argument(
         "--data-dir",
         type=Path,
         help="folder with the MNIST IDX files (default: $MNIST_DATA_DIR or ./data/mnist); "
@@ -118,6 +142,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("artifact", type=Path, help="artifact folder, or a folder with LATEST")
     export.add_argument("--data-dir", type=Path)
+
+    compare = sub.add_parser(
+        "compare",
+        help="whether a candidate model beats the current one, on the MNIST test set and the "
+        "held-out corrections; exits 1 when it loses",
+    )
+    compare.add_argument("new", type=Path, metavar="NEW", help="the candidate artifact")
+    compare.add_argument("old", type=Path, metavar="OLD", help="the current artifact (or LATEST)")
+    compare.add_argument("--extra", type=Path, metavar="FILE", help="corrections to judge on")
+    compare.add_argument("--data-dir", type=Path)
 
     predict = sub.add_parser("predict", help="classify image files with an artifact")
     predict.add_argument("artifact", type=Path)
@@ -144,13 +178,29 @@ def _train(args: argparse.Namespace) -> None:
             f"--train-examples {args.train_examples} is more than the {available} training "
             f"images left after holding {args.validation_examples} out for validation"
         )
-    if args.ensemble is not None and args.ensemble > 1 and args.model != "cnn":
+    model_type: ModelType = args.model or "cnn"
+    if args.init is not None:
+        from mnist_core.artifact import read_metadata
+
+        _, start = read_metadata(args.init)  # a missing or broken artifact says so here
+        if args.model is not None and args.model != start.model_type:
+            raise MnistError(
+                f"--init {args.init} holds a {start.model_type} model, not {args.model}"
+            )
+        model_type = start.model_type
+        if args.ensemble is not None and args.ensemble > 1:
+            raise MnistError(
+                "--ensemble with --init: a fine-tuning trains the one model it starts from"
+            )
+    if args.ensemble is not None and args.ensemble > 1 and model_type != "cnn":
         raise MnistError("--ensemble applies to the CNN only")
+    if args.extra is not None:
+        load_corrections(args.extra)  # a file that is not one says so before TensorFlow loads
     import_tensorflow()
     from mnist_train.train import TrainConfig, train
 
     config = TrainConfig(
-        model_type=args.model,
+        model_type=model_type,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -159,6 +209,9 @@ def _train(args: argparse.Namespace) -> None:
         validation_examples=args.validation_examples,
         augmentation=False if args.no_augmentation else None,
         ensemble=args.ensemble,
+        extra=args.extra,
+        extra_weight=args.extra_weight,
+        init=args.init,
     )
     result = train(config, data, args.output)
     meta = result.metadata
@@ -168,6 +221,13 @@ def _train(args: argparse.Namespace) -> None:
     if meta.validation_accuracy is not None:
         print(f"validation accuracy: {meta.validation_accuracy * 100:.2f}%")
     print(f"test accuracy: {meta.test_accuracy * 100:.2f}%")
+    if meta.init_from is not None:
+        print(f"fine-tuned from: {meta.init_from}")
+    if meta.extra is not None:
+        print(
+            f"corrections: {meta.extra.examples} trained on (weight {meta.extra.weight:g}), "
+            f"{meta.extra.held_out} held out, from {meta.extra.file}"
+        )
     if meta.lite is not None:
         _print_parity(meta.lite)
 
@@ -232,10 +292,29 @@ def _predict(args: argparse.Namespace) -> None:
         print(f"{path}: {digit} ({probabilities[digit] * 100:.1f}%)")
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from mnist_core.artifact import read_metadata
+    from mnist_train.data import load_mnist
+
+    for path in (args.new, args.old):
+        read_metadata(path)  # a wrong path is reported before TensorFlow loads
+    if args.extra is not None:
+        load_corrections(args.extra)
+    data = load_mnist(args.data_dir)
+    import_tensorflow()
+    from mnist_train.compare import compare
+
+    comparison = compare(args.new, args.old, data, args.extra)
+    print(comparison.report())
+    return 0 if comparison.candidate_wins else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "predict": _predict}
     try:
+        if args.command == "compare":
+            return _compare(args)
         handlers[args.command](args)
     except MnistError as exc:
         print(f"mnist-train: error: {exc}", file=sys.stderr)

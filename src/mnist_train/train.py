@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mnist_core.artifact import ArtifactMetadata, save_artifact
+from mnist_core.artifact import ArtifactMetadata, ExtraData, load_artifact, save_artifact
+from mnist_core.corrections import EXTRA_WEIGHT, load_corrections
 from mnist_core.imaging import model_input
 from mnist_core.model_types import ModelType
 from mnist_train.augment import augment_batch
@@ -35,6 +36,8 @@ DEFAULTS: dict[ModelType, dict[str, float | int]] = {
     "softmax": {"epochs": 5, "batch_size": 100, "learning_rate": 0.5},
     "cnn": {"epochs": 15, "batch_size": 128, "learning_rate": 0.003, "ensemble": 1},
 }
+# Fine-tuning a trained model (``--init``): a short run at a tenth of the learning rate.
+FINE_TUNING: dict[str, float | int] = {"epochs": 2, "learning_rate_factor": 0.1}
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,23 @@ class TrainConfig:
     validation_examples: int = VALIDATION_EXAMPLES  # held out of the training set
     augmentation: bool | None = None  # default: on for the CNN, off for softmax
     ensemble: int | None = None  # networks trained apart and averaged (the CNN only)
+    # Corrections (``mnist-api export-labels``) mixed into the training images, their held-out
+    # fifth left out; each weighs ``extra_weight`` MNIST images in the loss.
+    extra: Path | None = None
+    extra_weight: float = EXTRA_WEIGHT
+    init: Path | None = None  # fine-tune this artifact's model instead of starting over
     verbose: int = field(default_factory=lambda: 1 if sys.stdout.isatty() else 2)
 
     def resolved(self) -> tuple[int, int, float, bool]:
         d = DEFAULTS[self.model_type]
+        epochs, learning_rate = float(d["epochs"]), float(d["learning_rate"])
+        if self.init is not None:
+            epochs = FINE_TUNING["epochs"]
+            learning_rate *= FINE_TUNING["learning_rate_factor"]
         return (
-            int(self.epochs if self.epochs is not None else d["epochs"]),
+            int(self.epochs if self.epochs is not None else epochs),
             int(self.batch_size if self.batch_size is not None else d["batch_size"]),
-            float(self.learning_rate if self.learning_rate is not None else d["learning_rate"]),
+            float(self.learning_rate if self.learning_rate is not None else learning_rate),
             self.augmentation if self.augmentation is not None else self.model_type == "cnn",
         )
 
@@ -99,22 +111,25 @@ def _fit_member(
     index: int,
     x_train: npt.NDArray[np.float32],
     y_train: npt.NDArray[np.uint8],
+    weights: npt.NDArray[np.float32] | None,
     validation_data: tf.data.Dataset,
     *,
     epochs: int,
     batch_size: int,
     learning_rate: float,
     augmentation: bool,
+    initial: keras.Model | None = None,
 ) -> keras.Model:
-    """Build and fit one network. Member ``index`` of an ensemble starts from its own seed
-    (``seed + index``): other initial weights, another order of batches, other augmentations."""
+    """Build (or take ``initial``, to fine-tune it) and fit one network. Member ``index`` of an
+    ensemble starts from its own seed (``seed + index``): other initial weights, another order
+    of batches, other augmentations. ``weights``: each image's weight in the loss."""
     import keras
     import tensorflow as tf
 
     seed = config.seed + index
     keras.utils.set_random_seed(seed)
     name = "mnist_cnn" if index == 0 else f"mnist_cnn_{index}"
-    model = build(config.model_type, name)
+    model = initial if initial is not None else build(config.model_type, name)
     steps = epochs * int(np.ceil(len(y_train) / batch_size))
     optimizer: keras.optimizers.Optimizer
     if config.model_type == "softmax":
@@ -128,6 +143,7 @@ def _fit_member(
 
     # Shuffling indices and gathering whole batches keeps the input pipeline cheap.
     images, labels = tf.constant(x_train), tf.constant(y_train)
+    loss_weights = tf.constant(weights) if weights is not None else None
     dataset = (
         tf.data.Dataset.range(len(y_train))
         .shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
@@ -135,11 +151,13 @@ def _fit_member(
         .enumerate()
     )
 
-    def gather(batch_index: tf.Tensor, batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def gather(batch_index: tf.Tensor, batch: tf.Tensor) -> tuple[tf.Tensor, ...]:
         x = tf.gather(images, batch)
         if augmentation:
             x = augment_batch(x, batch_index, seed)
-        return x, tf.gather(labels, batch)
+        if loss_weights is None:
+            return x, tf.gather(labels, batch)
+        return x, tf.gather(labels, batch), tf.gather(loss_weights, batch)
 
     dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
@@ -164,6 +182,18 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
         raise ValueError("epochs, batch size, learning rate and ensemble must be positive")
     if ensemble > 1 and config.model_type != "cnn":
         raise ValueError("only the CNN trains as an ensemble")
+    if ensemble > 1 and config.init is not None:
+        raise ValueError("a fine-tuning (--init) trains the one model it starts from")
+    if config.extra_weight <= 0:
+        raise ValueError("the weight of the corrections must be positive")
+    initial, init_from = None, None
+    if config.init is not None:
+        start = load_artifact(config.init)
+        if start.metadata.model_type != config.model_type:
+            raise ValueError(
+                f"{config.init} holds a {start.metadata.model_type} model, not {config.model_type}"
+            )
+        initial, init_from = start.model, start.metadata.version
     split = split_training_set(
         len(data.train_labels), config.validation_examples, config.seed, config.train_examples
     )
@@ -174,6 +204,22 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
     x_val = model_input(data.train_images[split.validation])
     y_val = data.train_labels[split.validation]
     x_test, y_test = model_input(data.test_images), data.test_labels
+    weights, extra = None, None
+    if config.extra is not None:  # the corrections' training part, weighted
+        corrections = load_corrections(config.extra)
+        trained_on, held_out = corrections.split()
+        weights = np.concatenate(
+            [np.ones(len(y_train)), np.full(len(trained_on), config.extra_weight)]
+        ).astype(np.float32)
+        x_train = np.concatenate([x_train, model_input(trained_on.images)])
+        y_train = np.concatenate([y_train, trained_on.labels])
+        extra = ExtraData(
+            file=str(config.extra),
+            sha256=corrections.sha256,
+            examples=len(trained_on),
+            held_out=len(held_out),
+            weight=config.extra_weight,
+        )
 
     # Build and fit each member (one, or an ensemble averaged into one model at the end).
     validation_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(1000)
@@ -181,9 +227,9 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
     started = time.perf_counter()
     for index in range(ensemble):
         member = _fit_member(
-            config, index, x_train, y_train, validation_data,
+            config, index, x_train, y_train, weights, validation_data,
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            augmentation=augmentation,
+            augmentation=augmentation, initial=initial,
         )  # fmt: skip
         _recalibrate_batch_norm(member, x_train)  # training images only
         members.append(member)
@@ -228,6 +274,8 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
             "keras_version": keras.__version__,
             "data_checksums": data.checksums,
             "lite": lite_export.model_dump(),
+            "extra": extra.model_dump() if extra is not None else None,
+            "init_from": init_from,
         },
         lite=lite,
     )

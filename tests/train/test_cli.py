@@ -41,6 +41,8 @@ FAILED_COMMANDS = (
     "too-many-train-examples",
     "negative-seed",
     "softmax-ensemble",
+    "init-missing",
+    "extra-not-corrections",
 )
 
 
@@ -161,6 +163,19 @@ def work(
             "--output", str(root / "never-5"),
         )  # fmt: skip
         ws.start("negative-seed", "train", "--seed", "-1", "--output", str(root / "never-6"))
+        ws.start(
+            "init-missing",
+            "train",
+            "--init",
+            str(root / "no-model"),
+            "--output",
+            str(root / "never-8"),
+        )
+        (root / "hello.npz").write_text("hello")
+        ws.start(
+            "extra-not-corrections",
+            "train", "--extra", str(root / "hello.npz"), "--output", str(root / "never-9"),
+        )  # fmt: skip
         ws.start(
             "softmax-ensemble",
             "train", "--model", "softmax", "--ensemble", "2", "--output", str(root / "never-7"),
@@ -401,6 +416,26 @@ def test_ensemble_of_softmax(work: Workspace) -> None:
     assert_one_line_error(result, 1)
     assert result.error_lines[0] == f"{ERROR_PREFIX}--ensemble applies to the CNN only"
     assert not (work.root / "never-7").exists()
+
+
+def test_init_from_nothing(work: Workspace) -> None:
+    result = work.commands["init-missing"].wait()
+    assert_one_line_error(result, 1)
+    assert result.error_lines[0] == (
+        f"{ERROR_PREFIX}no model artifact at {work.root / 'no-model'}: train one with "
+        "`mnist-train train`"
+    )
+    assert not (work.root / "never-8").exists()
+
+
+def test_extra_that_is_not_corrections(work: Workspace) -> None:
+    result = work.commands["extra-not-corrections"].wait()
+    assert_one_line_error(result, 1)
+    assert result.error_lines[0] == (
+        f"{ERROR_PREFIX}{work.root / 'hello.npz'} is not a corrections file "
+        "(mnist-corrections/1, written by mnist-api export-labels)"
+    )
+    assert not (work.root / "never-9").exists()
 
 
 def test_negative_seed(work: Workspace) -> None:
