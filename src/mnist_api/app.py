@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
-from mnist_api import __version__, keys, operations, predictions, web
+from mnist_api import __version__, keys, models, operations, predictions, web
 from mnist_api.kernel.databases import Database, open_database
 from mnist_api.kernel.errors import install_handlers
 from mnist_api.kernel.headers import SecurityHeadersMiddleware
@@ -119,6 +119,7 @@ def create_app(
     install_handlers(app)
     app.include_router(predictions.router)
     app.include_router(keys.router)
+    app.include_router(models.router)
     app.include_router(predictions.legacy_router)
     app.include_router(operations.router)
     app.include_router(web.router)

@@ -42,6 +42,7 @@ fields they do not know.
 TAGS = [
     {"name": "predictions", "description": "Upload digits, browse and correct the history."},
     {"name": "keys", "description": "The API key a request is made with."},
+    {"name": "models", "description": "The model serving, and swapping in a new one."},
     {"name": "operations", "description": "Health, readiness and metrics."},
     {"name": "legacy", "description": "The original system's endpoint, kept for old clients."},
 ]

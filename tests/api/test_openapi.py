@@ -35,6 +35,8 @@ EXPECTED_OPERATIONS = {
     ("delete", "/v1/predictions/{prediction_id}"): "delete_prediction",
     ("post", "/upload"): "upload_legacy",
     ("get", "/v1/keys/me"): "get_current_key",
+    ("get", "/v1/models"): "get_models",
+    ("post", "/v1/models/reload"): "reload_model",
     ("get", "/healthz"): "get_health",
     ("get", "/readyz"): "get_readiness",
     ("get", "/metrics"): "get_metrics",
@@ -568,7 +570,8 @@ def test_response_schemas_are_open_to_new_fields_and_request_bodies_are_not(
     schemas = spec["components"]["schemas"]
     answered = {
         "Prediction", "ImageInfo", "PredictionPage", "Problem", "ValidationIssue",
-        "BatchItem", "BatchResult", "Health", "Readiness", "KeyInfo",
+        "BatchItem", "BatchResult", "Health", "Readiness", "KeyInfo", "Models", "ModelInfo",
+        "ModelTraining", "ModelCorrections", "ModelReload",
     }  # fmt: skip
     assert {name for name, schema in schemas.items() if schema.get("additionalProperties")} == (
         answered
@@ -634,6 +637,7 @@ SCOPES = {
     "get_prediction_input": "read",
     "set_prediction_label": "label",
     "delete_prediction": "delete",
+    "reload_model": "admin",
 }
 
 

@@ -201,6 +201,12 @@ class TooManyFiles(Unprocessable):
     title, slug = "Too many files", "too-many-files"
 
 
+class ModelRefused(ApiError):
+    """The artifact that the model path names now cannot be served; the one serving goes on."""
+
+    status, title, slug = 409, "Model refused", "model-refused"
+
+
 class Unavailable(ApiError):
     """A 503 that tells the client when to come back."""
 
@@ -243,6 +249,8 @@ DESCRIPTIONS: dict[str, str] = {
     "invalid-image": "The file is not an image, or is corrupt.",
     "no-ink": "The image is blank or uniform.",
     "too-many-files": "The batch holds more files than allowed.",
+    "model-refused": "The model that models/LATEST names could not be loaded or warmed up; the "
+    "model serving before goes on serving. The detail says why.",
     "unavailable": "Retry after a moment.",
     "overloaded": "The inference queue is full; retry after a moment.",
     "inference-timeout": "The model did not answer in time.",

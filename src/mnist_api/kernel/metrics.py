@@ -74,6 +74,12 @@ class Metrics:
         self.rejected = Counter(
             "mnist_inference_rejected", "Requests refused because the queue was full", registry=r
         )
+        self.model_reloads = Counter(
+            "mnist_model_reloads",
+            "Models loaded while serving: swapped in, or refused",
+            ["outcome"],
+            registry=r,
+        )
         self.store_errors = Counter(
             "mnist_store_errors", "Store operations that failed", ["operation"], registry=r
         )

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     model_path: Path = Field(
         Path("models"), description="artifact folder, or a folder whose LATEST names one"
     )
+    model_poll_s: float = Field(
+        2.0,
+        ge=0,
+        description="how often each worker checks what models/LATEST names and, when it names "
+        "another artifact, loads it beside the one serving and swaps between batches (0: never; "
+        "POST /v1/models/reload still does)",
+    )
     runtime: Literal["litert", "tensorflow"] = Field(
         "litert",
         description="litert: the artifact's model.tflite run by LiteRT, without TensorFlow in "

@@ -2,9 +2,9 @@
 
 Its public face: the router, the authentication middleware, the dependencies that hand routes
 the principal once it holds a scope (``Predictor``, ``Reader``, ``Labeler``, ``Deleter``,
-``Authenticated``), ``KeyService`` and ``KeyServiceDep``, the records routes need (``Principal``,
-``Scope``), the problems these add to an operation, ``open_key_repository``, and the
-``mnist-api keys`` commands.
+``Administrator``, ``Authenticated``), ``KeyService`` and ``KeyServiceDep``, the records routes
+need (``Principal``, ``Scope``), the problems these add to an operation,
+``open_key_repository``, and the ``mnist-api keys`` commands.
 """
 
 from mnist_api.keys.commands import KeyCommand, run_key_command
@@ -15,6 +15,7 @@ from mnist_api.keys.security import (
     API_KEY,
     AUTH_PROBLEMS,
     BEARER,
+    Administrator,
     Authenticated,
     AuthenticationMiddleware,
     Deleter,
@@ -30,6 +31,7 @@ __all__ = [
     "API_KEY",
     "AUTH_PROBLEMS",
     "BEARER",
+    "Administrator",
     "ApiKey",
     "Authenticated",
     "AuthenticationMiddleware",

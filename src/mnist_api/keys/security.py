@@ -142,5 +142,6 @@ Predictor = Annotated[Principal, authorize(KeyScope.PREDICT)]
 Reader = Annotated[Principal, authorize(KeyScope.READ)]
 Labeler = Annotated[Principal, authorize(KeyScope.LABEL)]
 Deleter = Annotated[Principal, authorize(KeyScope.DELETE)]
+Administrator = Annotated[Principal, authorize(KeyScope.ADMIN)]
 KeyServiceDep = Annotated[KeyService, Depends(get_keys)]
 AUTH_PROBLEMS = (401, 403, 429)

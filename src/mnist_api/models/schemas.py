@@ -1,0 +1,93 @@
+"""The JSON bodies of the models API: the model serving, and what a reload did."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from mnist_api.models.registry import Reloaded, ServedModel
+
+# ``format: double``: generated clients read a float64 (Go's float32, Java's BigDecimal otherwise).
+Double = Annotated[float, Field(json_schema_extra={"format": "double"})]
+
+
+class ModelCorrections(BaseModel):
+    """Corrections that went into the training (``mnist-train train --extra``)."""
+
+    file: str
+    sha256: str
+    examples: int = Field(description="corrections trained on")
+    held_out: int = Field(description="corrections held out for `mnist-train compare`")
+    weight: Double = Field(description="of each, against one MNIST image")
+
+
+class ModelTraining(BaseModel):
+    """What the model was trained on, and how."""
+
+    train_examples: int = Field(description="training images (MNIST, and corrections)")
+    validation_examples: int = Field(description="MNIST training images held out")
+    epochs: int
+    ensemble: int = Field(description="networks averaged into the model")
+    seed: int
+    training_seconds: Double
+    fine_tuned_from: str | None = Field(description="the model it started from (--init)")
+    corrections: ModelCorrections | None
+
+
+class ModelInfo(BaseModel):
+    version: str
+    model_type: str = Field(description="cnn or softmax")
+    runtime: Literal["litert", "tensorflow"]
+    created_at: datetime = Field(description="when the artifact was written")
+    loaded_at: datetime = Field(description="when this worker started serving it")
+    test_accuracy: Double = Field(description="on the MNIST test set")
+    validation_accuracy: Double | None
+    per_class_accuracy: list[Double] = Field(description="on the MNIST test set, digit 0 first")
+    training: ModelTraining
+
+    @classmethod
+    def of(cls, served: ServedModel, runtime: Literal["litert", "tensorflow"]) -> ModelInfo | None:
+        meta, loaded_at = served.metadata, served.loaded_at
+        if meta is None or loaded_at is None:
+            return None
+        hyper = meta.hyperparameters
+        extra = meta.extra
+        return cls(
+            version=meta.version,
+            model_type=meta.model_type,
+            runtime=runtime,
+            created_at=meta.created_at,
+            loaded_at=loaded_at,
+            test_accuracy=meta.test_accuracy,
+            validation_accuracy=meta.validation_accuracy,
+            per_class_accuracy=meta.per_class_accuracy,
+            training=ModelTraining(
+                train_examples=hyper.train_examples,
+                validation_examples=meta.validation_examples,
+                epochs=hyper.epochs,
+                ensemble=hyper.ensemble,
+                seed=hyper.seed,
+                training_seconds=meta.training_seconds,
+                fine_tuned_from=meta.init_from,
+                corrections=ModelCorrections(**extra.model_dump()) if extra is not None else None,
+            ),
+        )
+
+
+class Models(BaseModel):
+    serving: ModelInfo | None = Field(
+        description="the model answering this worker's requests (null: the service runs "
+        "without one)"
+    )
+
+
+class ModelReload(BaseModel):
+    changed: bool = Field(description="whether another model now serves")
+    version: str = Field(description="the model serving now")
+    previous: str = Field(description="the model serving before")
+
+    @classmethod
+    def of(cls, reloaded: Reloaded) -> ModelReload:
+        return cls(changed=reloaded.changed, version=reloaded.version, previous=reloaded.previous)
