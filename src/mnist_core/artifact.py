@@ -284,6 +284,35 @@ def _replace(path: Path, content: bytes) -> None:
         raise ArtifactError(f"cannot write {path}: {exc}") from exc
 
 
+def promote(candidate: Path, root: Path) -> ArtifactMetadata:
+    """Make the artifact ``candidate`` names the one ``root`` serves: copied under ``root`` (unless
+    it is there already) and named by ``root/LATEST``, which a running service follows. Only a
+    complete artifact with its LiteRT model is promoted."""
+    directory, metadata = read_metadata(candidate)
+    if metadata.lite is None or not (directory / LITE_FILE).is_file():
+        raise ArtifactError(
+            f"{directory} has no {LITE_FILE}, which the service runs: add it with "
+            "`mnist-train export` first"
+        )
+    final = root / metadata.version
+    if final.resolve() != directory.resolve():
+        if final.exists():
+            raise ArtifactError(f"{final} exists already and is another copy of the artifact")
+        staging = root / f".promoting-{metadata.version}"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(directory, staging)
+            staging.rename(final)
+        except OSError as exc:
+            raise ArtifactError(f"cannot copy {directory} under {root}: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    read_metadata(final)  # the copy checks out, as the service will check it
+    _replace(root / LATEST_FILE, (metadata.version + "\n").encode())
+    return metadata
+
+
 def add_lite(path: Path, lite: bytes, export: LiteExport) -> ArtifactMetadata:
     """Add (or replace) the LiteRT model of the artifact at ``path``: the file first, then the
     metadata that names its checksum, so that a crash between the two leaves an artifact that

@@ -153,6 +153,14 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--extra", type=Path, metavar="FILE", help="corrections to judge on")
     compare.add_argument("--data-dir", type=Path)
 
+    promote = sub.add_parser(
+        "promote",
+        help="copy an artifact under a models folder and point its LATEST at it (a running "
+        "service follows)",
+    )
+    promote.add_argument("candidate", type=Path, metavar="ARTIFACT")
+    promote.add_argument("root", type=Path, metavar="MODELS", help="the folder the service serves")
+
     predict = sub.add_parser("predict", help="classify image files with an artifact")
     predict.add_argument("artifact", type=Path)
     predict.add_argument("images", type=Path, nargs="+")
@@ -309,9 +317,26 @@ def _compare(args: argparse.Namespace) -> int:
     return 0 if comparison.candidate_wins else 1
 
 
+def _promote(args: argparse.Namespace) -> None:
+    from mnist_core.artifact import promote
+
+    metadata = promote(args.candidate, args.root)
+    print(
+        f"{args.root / 'LATEST'} names {metadata.version} (test accuracy "
+        f"{metadata.test_accuracy:.2%}); a running service swaps it in within "
+        "MNIST_API_MODEL_POLL_S"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "export": _export, "predict": _predict}
+    handlers = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "export": _export,
+        "promote": _promote,
+        "predict": _predict,
+    }
     try:
         if args.command == "compare":
             return _compare(args)
