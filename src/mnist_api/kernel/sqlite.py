@@ -9,7 +9,9 @@ opened, one numbered step at a time (the embedded store has no separate migratio
 
 1. predictions, with the history's indexes;
 2. the owner of each prediction (the key that made it; rows from before keys existed belong to
-   ``anonymous``) with per-owner indexes, and the API keys.
+   ``anonymous``) with per-owner indexes, and the API keys;
+3. the labelled predictions in the order of labelling (a partial index: only labelled rows),
+   which ``mnist-api export-labels`` reads.
 """
 
 from __future__ import annotations
@@ -71,6 +73,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             last_used_at_ms  INTEGER,
             revoked_at_ms    INTEGER
         );
+        """,
+    ),
+    (
+        3,
+        """
+        CREATE INDEX predictions_labelled ON predictions (labeled_at_ms, id)
+            WHERE label IS NOT NULL;
         """,
     ),
 )

@@ -256,7 +256,7 @@ class SqliteRepository:
 
     async def labelled(self, query: LabelledQuery) -> AsyncIterator[PredictionRecord]:
         """In the order of labelling, a chunk per query, each continuing after the last row of
-        the one before (labelled time, id)."""
+        the one before (labelled time, id), through the partial index of labelled rows."""
         visible, params = self._visible(query.owner)
         where = [visible, "label IS NOT NULL"]
         if query.since is not None:
@@ -271,8 +271,8 @@ class SqliteRepository:
             sql = f"SELECT {COLUMNS} FROM predictions WHERE {base}"
             args = list(params)
             if after is not None:
-                sql += " AND (labeled_at_ms > ? OR (labeled_at_ms = ? AND id > ?))"
-                args += [after[0], after[0], after[1]]
+                sql += " AND (labeled_at_ms, id) > (?, ?)"
+                args += [after[0], after[1]]
             sql += " ORDER BY labeled_at_ms, id LIMIT ?"
             args.append(EXPORT_CHUNK)
             rows = await self._db.run(functools.partial(_fetch_all, sql=sql, args=args))
