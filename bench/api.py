@@ -102,6 +102,20 @@ def requests_for(n: int, bodies_dir: Path) -> list[tuple[bytes, int]]:
     return out
 
 
+async def exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """Send one HTTP/1.1 request on a keep-alive connection; the answer's status and body."""
+    writer.write(request)
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return int(head[9:12]), await reader.readexactly(length)
+
+
 async def client(
     port: int, requests: list[tuple[bytes, int]], offset: int, until: float, stats: Stats
 ) -> None:
@@ -112,15 +126,7 @@ async def client(
             request, label = requests[i % len(requests)]
             i += 1
             started = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            body = await reader.readexactly(length)
+            status, body = await exchange(reader, writer, request)
             stats.latencies.append(time.perf_counter() - started)
             stats.statuses[status] = stats.statuses.get(status, 0) + 1
             if status == 201:

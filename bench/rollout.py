@@ -29,7 +29,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from api import Server, requests_for
+from api import Server, exchange, requests_for
 
 SWAP_WINDOW_S = 2.0
 
@@ -59,16 +59,7 @@ async def client(
             request, _ = requests[i % len(requests)]
             i += 1
             started = time.perf_counter()
-            writer.write(request)
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head[9:12])
-            length = next(
-                int(line.split(b":")[1])
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"content-length:")
-            )
-            body = await reader.readexactly(length)
+            status, body = await exchange(reader, writer, request)
             version = json.loads(body).get("model_version", "") if status == 201 else ""
             log.answers.append(
                 Answer(started, time.perf_counter() - started, status, version, index)
