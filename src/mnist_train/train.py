@@ -186,7 +186,7 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
         raise ValueError("a fine-tuning (--init) trains the one model it starts from")
     if config.extra_weight <= 0:
         raise ValueError("the weight of the corrections must be positive")
-    initial, init_from = None, None
+    initial, init_from, split_seed = None, None, config.seed
     if config.init is not None:
         start = load_artifact(config.init)
         if start.metadata.model_type != config.model_type:
@@ -194,8 +194,11 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
                 f"{config.init} holds a {start.metadata.model_type} model, not {config.model_type}"
             )
         initial, init_from = start.model, start.metadata.version
+        # The images the model started from never saw stay held out: its own split.
+        if start.metadata.hyperparameters.validation_seed is not None:
+            split_seed = start.metadata.hyperparameters.validation_seed
     split = split_training_set(
-        len(data.train_labels), config.validation_examples, config.seed, config.train_examples
+        len(data.train_labels), config.validation_examples, split_seed, config.train_examples
     )
     tf.config.experimental.enable_op_determinism()
 
@@ -263,7 +266,7 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
                 "seed": config.seed,
                 "train_examples": len(y_train),
                 "augmentation": augmentation,
-                "validation_seed": config.seed,
+                "validation_seed": split_seed,
             },
             "test_accuracy": evaluation.accuracy,
             "validation_accuracy": validation.accuracy,

@@ -116,6 +116,9 @@ class TestFineTuning:
         assert meta.extra.sha256 == load_corrections(boxed_corrections).sha256
         assert meta.extra.weight == 5.0
         assert meta.hyperparameters.epochs == 1
+        assert meta.hyperparameters.seed == 3
+        # The images the base model never saw stay held out: its split (seed 7), not seed 3's.
+        assert meta.hyperparameters.validation_seed == base.hyperparameters.validation_seed == 7
         assert meta.hyperparameters.learning_rate == pytest.approx(0.0003)  # a tenth
 
     def test_learns_the_new_style_and_keeps_mnist(
