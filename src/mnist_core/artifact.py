@@ -89,6 +89,20 @@ class ExtraData(BaseModel):
     weight: float = Field(gt=0)  # of each correction's loss, against 1 for an MNIST image
 
 
+class Calibration(BaseModel):
+    """Temperature scaling fitted on the validation split (``mnist_core.calibration``), which
+    both runtimes apply to every answer, and the expected calibration error (15 bins) it leaves
+    on the test set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(gt=0)
+    validation_nll_before: float
+    validation_nll_after: float
+    test_ece_before: float = Field(ge=0, le=1)
+    test_ece_after: float = Field(ge=0, le=1)
+
+
 class ArtifactMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
@@ -114,6 +128,11 @@ class ArtifactMetadata(BaseModel):
     lite: LiteExport | None = None
     extra: ExtraData | None = None
     init_from: str | None = None  # the version of the model this one was fine-tuned from
+    calibration: Calibration | None = None  # artifacts written before it: a temperature of 1
+
+    @property
+    def temperature(self) -> float:
+        return self.calibration.temperature if self.calibration is not None else 1.0
 
     @model_validator(mode="after")
     def _validation_is_all_or_nothing(self) -> ArtifactMetadata:

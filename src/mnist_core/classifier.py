@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mnist_core.artifact import ArtifactMetadata, ArtifactModel, LoadedArtifact, load_artifact
+from mnist_core.calibration import apply_temperature
 from mnist_core.imaging import model_input
 from mnist_core.runtime import import_tensorflow
 
@@ -52,11 +53,11 @@ class Classifier(ArtifactModel):
                 pass
         return cls(load_artifact(path))
 
-    @staticmethod
-    def _normalise(raw: npt.NDArray[Any]) -> Probabilities:
+    def _normalise(self, raw: npt.NDArray[Any]) -> Probabilities:
+        """Rows that sum to 1, calibrated by the artifact's temperature."""
         probabilities: Probabilities = np.asarray(raw, dtype=np.float64)
         normalised: Probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
-        return normalised
+        return apply_temperature(normalised, self.metadata.temperature)
 
     def predict_batch(self, pixels: Pixels) -> Probabilities:
         """Probabilities (N x 10) for N inputs: one call of the compiled function."""

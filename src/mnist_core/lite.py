@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mnist_core.artifact import LITE_FILE, ArtifactMetadata, ArtifactModel, read_metadata
+from mnist_core.calibration import apply_temperature
 from mnist_core.errors import ArtifactError
 from mnist_core.imaging import model_input
 from mnist_core.runtime import quietly
@@ -98,6 +99,10 @@ class LiteClassifier(LiteModel, ArtifactModel):
         self.path = path
         self.metadata = metadata
         super().__init__(content)
+
+    def predict_batch(self, pixels: Pixels) -> Probabilities:
+        """Calibrated probabilities: the artifact's temperature applied."""
+        return apply_temperature(super().predict_batch(pixels), self.metadata.temperature)
 
     @classmethod
     def load(cls, path: Path) -> LiteClassifier:

@@ -229,6 +229,13 @@ def _train(args: argparse.Namespace) -> None:
     if meta.validation_accuracy is not None:
         print(f"validation accuracy: {meta.validation_accuracy * 100:.2f}%")
     print(f"test accuracy: {meta.test_accuracy * 100:.2f}%")
+    if meta.calibration is not None:
+        c = meta.calibration
+        print(
+            f"calibration: temperature {c.temperature:g} (fitted on the validation split); "
+            f"expected calibration error on the test set {c.test_ece_before:.2%} -> "
+            f"{c.test_ece_after:.2%}"
+        )
     if meta.init_from is not None:
         print(f"fine-tuned from: {meta.init_from}")
     if meta.extra is not None:

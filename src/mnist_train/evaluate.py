@@ -28,10 +28,24 @@ class Evaluation:
         return "\n".join(lines)
 
 
+def probabilities_of(
+    model: keras.Model, images: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    probabilities: npt.NDArray[np.float64] = np.asarray(
+        model.predict(images, batch_size=1000, verbose=0), dtype=np.float64
+    )
+    return probabilities
+
+
 def evaluate(
     model: keras.Model, images: npt.NDArray[np.float32], labels: npt.NDArray[np.uint8]
 ) -> Evaluation:
-    probabilities = model.predict(images, batch_size=1000, verbose=0)
+    return evaluation_of(probabilities_of(model, images), labels)
+
+
+def evaluation_of(
+    probabilities: npt.NDArray[np.float64], labels: npt.NDArray[np.uint8]
+) -> Evaluation:
     predicted = np.argmax(probabilities, axis=1)
     confusion = np.zeros((10, 10), dtype=np.int64)
     np.add.at(confusion, (labels.astype(np.int64), predicted), 1)

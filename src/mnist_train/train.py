@@ -16,13 +16,25 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from mnist_core.artifact import ArtifactMetadata, ExtraData, load_artifact, save_artifact
+from mnist_core.artifact import (
+    ArtifactMetadata,
+    Calibration,
+    ExtraData,
+    load_artifact,
+    save_artifact,
+)
+from mnist_core.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+)
 from mnist_core.corrections import EXTRA_WEIGHT, load_corrections
 from mnist_core.imaging import model_input
 from mnist_core.model_types import ModelType
 from mnist_train.augment import augment_batch
 from mnist_train.data import VALIDATION_EXAMPLES, Mnist, Split, split_training_set
-from mnist_train.evaluate import Evaluation, evaluate
+from mnist_train.evaluate import Evaluation, evaluate, evaluation_of, probabilities_of
 from mnist_train.export import check, convert
 from mnist_train.models import average, build
 
@@ -242,9 +254,21 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
     if len(members) > 1:
         member_validation = [evaluate(member, x_val, y_val).accuracy for member in members]
 
-    # Evaluate: the validation split, then the test set, once.
-    validation = evaluate(model, x_val, y_val)
-    evaluation = evaluate(model, x_test, y_test)
+    # Evaluate: the validation split, and the temperature fitted on it; then the test set, once.
+    on_validation = probabilities_of(model, x_val)
+    validation = evaluation_of(on_validation, y_val)
+    temperature = fit_temperature(on_validation, y_val)
+    on_test = probabilities_of(model, x_test)
+    evaluation = evaluation_of(on_test, y_test)
+    calibration = Calibration(
+        temperature=temperature,
+        validation_nll_before=negative_log_likelihood(on_validation, y_val),
+        validation_nll_after=negative_log_likelihood(
+            apply_temperature(on_validation, temperature), y_val
+        ),
+        test_ece_before=expected_calibration_error(on_test, y_test),
+        test_ece_after=expected_calibration_error(apply_temperature(on_test, temperature), y_test),
+    )
 
     # Convert for LiteRT, which serves it: refused unless it reads the test set as TensorFlow does.
     lite = convert(model)
@@ -277,6 +301,7 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
             "keras_version": keras.__version__,
             "data_checksums": data.checksums,
             "lite": lite_export.model_dump(),
+            "calibration": calibration.model_dump(),
             "extra": extra.model_dump() if extra is not None else None,
             "init_from": init_from,
         },

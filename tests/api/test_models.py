@@ -67,6 +67,12 @@ class TestGetModels:
             "seed": 7, "training_seconds": meta.training_seconds, "fine_tuned_from": None,
             "corrections": None,
         }  # fmt: skip
+        assert meta.calibration is not None
+        assert info["calibration"] == {
+            "temperature": meta.calibration.temperature,
+            "test_ece_before": meta.calibration.test_ece_before,
+            "test_ece_after": meta.calibration.test_ece_after,
+        }
 
 
 class TestRollout:

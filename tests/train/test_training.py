@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from mnist_core.artifact import load_artifact
+from mnist_core.calibration import apply_temperature
 from mnist_core.imaging import model_input
 from mnist_train.augment import Augmentation, augment_batch
 from mnist_train.data import Mnist
@@ -109,10 +110,9 @@ def test_ensemble_is_the_mean_of_its_members(mnist: Mnist, tmp_path: Path) -> No
     each = [member.predict(x, verbose=0) for member in members]
     assert float(np.abs(each[0] - each[1]).max()) > 1e-3  # two different networks
     np.testing.assert_allclose(model.predict(x, verbose=0), (each[0] + each[1]) / 2, atol=1e-6)
-    lite = LiteClassifier.load(result.artifact_dir)
-    np.testing.assert_allclose(
-        lite.predict_batch(mnist.test_images[:200]), (each[0] + each[1]) / 2, atol=1e-4
-    )
+    lite = LiteClassifier.load(result.artifact_dir)  # serves it calibrated
+    mean = apply_temperature((each[0] + each[1]) / 2, meta.temperature)
+    np.testing.assert_allclose(lite.predict_batch(mnist.test_images[:200]), mean, atol=1e-4)
     assert meta.test_accuracy > 0.85, describe(result)
 
 

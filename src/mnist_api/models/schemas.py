@@ -36,6 +36,14 @@ class ModelTraining(BaseModel):
     corrections: ModelCorrections | None
 
 
+class ModelCalibration(BaseModel):
+    """Temperature scaling, fitted on the validation split and applied to every answer."""
+
+    temperature: Double
+    test_ece_before: Double = Field(description="expected calibration error on MNIST test")
+    test_ece_after: Double
+
+
 class ModelInfo(BaseModel):
     version: str
     model_type: str = Field(description="cnn or softmax")
@@ -46,14 +54,16 @@ class ModelInfo(BaseModel):
     validation_accuracy: Double | None
     per_class_accuracy: list[Double] = Field(description="on the MNIST test set, digit 0 first")
     training: ModelTraining
+    calibration: ModelCalibration | None = Field(
+        description="null: a model trained before calibration (temperature 1)"
+    )
 
     @classmethod
     def of(cls, served: ServedModel, runtime: Literal["litert", "tensorflow"]) -> ModelInfo | None:
         meta, loaded_at = served.metadata, served.loaded_at
         if meta is None or loaded_at is None:
             return None
-        hyper = meta.hyperparameters
-        extra = meta.extra
+        hyper, extra, calibration = meta.hyperparameters, meta.extra, meta.calibration
         return cls(
             version=meta.version,
             model_type=meta.model_type,
@@ -73,6 +83,13 @@ class ModelInfo(BaseModel):
                 fine_tuned_from=meta.init_from,
                 corrections=ModelCorrections(**extra.model_dump()) if extra is not None else None,
             ),
+            calibration=ModelCalibration(
+                temperature=calibration.temperature,
+                test_ece_before=calibration.test_ece_before,
+                test_ece_after=calibration.test_ece_after,
+            )
+            if calibration is not None
+            else None,
         )
 
 
