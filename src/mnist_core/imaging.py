@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
 from mnist_core.errors import ImageError
 
@@ -45,6 +45,12 @@ ORIENTATION = 0x0112  # the EXIF tag; 5 to 8 turn the picture a quarter
 MIN_CONTRAST = 0.12
 # After normalisation, values below this are paper texture or compression noise.
 NOISE_FLOOR = 0.1
+# On unevenly lit images with at least FLATTEN_FROM pixels on the shorter side, the paper's own
+# level is estimated on a copy reduced to about PAPER_SIDE pixels (strokes filtered out of it)
+# and taken away, and the ink's box is found on such a copy first, where grain averages away.
+PAPER_SIDE = 32
+FLATTEN_FROM = 112
+UNEVEN = 0.12 * 255
 
 FloatImage = npt.NDArray[np.float32]
 MnistImage = npt.NDArray[np.uint8]
@@ -205,9 +211,29 @@ def ink_table(grey: Image.Image) -> list[int]:
     return table
 
 
-def _fit_box(ink: Image.Image) -> FloatImage:
+def _ink_box(ink: Image.Image, speckled: bool) -> tuple[int, int, int, int] | None:
+    """The ink's bounding box. On a speckled image (a photo's grain), first on a reduced copy
+    (an isolated speck averages away there, a stroke does not), then exactly within that
+    region."""
+    w, h = ink.size
+    if not speckled:
+        return ink.getbbox()
+    factor = max(1, min(w, h) // PAPER_SIDE)
+    coarse = ink.reduce(factor).point([0] * 64 + [255] * 192).getbbox()  # a quarter lit
+    if coarse is None:
+        return ink.getbbox()
+    left, top, right, bottom = (v * factor for v in coarse)
+    pad = 2 * factor  # the faint ends of strokes, below the reduced copy's threshold
+    region = (max(0, left - pad), max(0, top - pad), min(w, right + pad), min(h, bottom + pad))
+    inner = ink.crop(region).getbbox()
+    if inner is None:
+        return None
+    return (region[0] + inner[0], region[1] + inner[1], region[0] + inner[2], region[1] + inner[3])
+
+
+def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     """The ink's bounding box, scaled so its longer side is ``BOX``, anti-aliased."""
-    bbox = ink.getbbox()
+    bbox = _ink_box(ink, speckled)
     if bbox is None:
         raise NoInkError("the image has no ink: it is blank or nearly uniform")
     crop = ink.crop(bbox)
@@ -234,15 +260,37 @@ def _centre(box: FloatImage) -> FloatImage:
     return field
 
 
+def _flatten(grey: Image.Image) -> tuple[Image.Image, bool]:
+    """The ink alone, light on black, with the paper's level taken away where it is, and
+    whether that was needed. Uneven light (a photo lit from one side) leaves parts of the page
+    as dark as ink; seen along the edges, the paper then spans more than ``UNEVEN`` grey levels
+    between its 10th and 90th percentiles. The paper is estimated on a reduced copy, its strokes
+    removed by a max filter (a min filter for light ink on dark), smoothed and enlarged back.
+    Small images and evenly lit ones are returned as they are."""
+    w, h = grey.size
+    if min(w, h) < FLATTEN_FROM:
+        return grey, False
+    border = _histograms(grey)[1]
+    if _percentile(border, 90) - _percentile(border, 10) <= UNEVEN:
+        return grey, False
+    light_paper = _percentile(border, 50) > 127.5
+    small = grey.reduce(max(1, min(w, h) // PAPER_SIDE))
+    strokes_out = ImageFilter.MaxFilter(9) if light_paper else ImageFilter.MinFilter(9)
+    paper = small.filter(strokes_out).filter(ImageFilter.GaussianBlur(4))
+    paper = paper.resize((w, h), Image.Resampling.BILINEAR)
+    ink = ImageChops.subtract(paper, grey) if light_paper else ImageChops.subtract(grey, paper)
+    return ink, True
+
+
 def to_mnist(image: Image.Image) -> MnistImage:
     """The 28x28 uint8 image, white ink on black, that the models take (divided by 255).
 
     Everything that touches every pixel runs in Pillow's C routines (conversion to grey,
     histograms, the ink table, the bounding box, the resample, which reduces by whole factors
     first); NumPy only sees 256-entry histograms and the 20x20 result."""
-    grey = _grey(image)
+    grey, flattened = _flatten(_grey(image))
     ink = grey.point(ink_table(grey))
-    field = _centre(_fit_box(ink))
+    field = _centre(_fit_box(ink, speckled=flattened))
     return np.round(field * 255.0).astype(np.uint8)
 
 

@@ -28,6 +28,7 @@ from mnist_core.imaging import (
     to_mnist,
     to_png,
 )
+from mnist_core.lite import LiteClassifier
 from mnist_train.data import Mnist
 
 # Keras 3.15 on TensorFlow 2.21 with NumPy 2 warns from inside ``predict`` (TF tensors'
@@ -135,6 +136,27 @@ def test_centre_of_mass_at_the_centre(golden: dict[int, bytes], digit: int) -> N
     cy, cx = centre_of_mass(from_bytes(golden[digit]))
     assert abs(cy - 14) <= 1, (cy, cx)
     assert abs(cx - 14) <= 1, (cy, cx)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_photo_lit_from_one_side_is_read_right(
+    three: Image.Image, model_root: Path, seed: int
+) -> None:
+    """Grey paper, brighter on one side than the other, with grain: the darker part of the page
+    must not count as ink (it used to: the digit ended up small in a corner of the field)."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:900, 0:1200].astype(np.float64)
+    light = 160 + 70 * xs / 1200 + 20 * rng.uniform(-1, 1) * ys / 900
+    paper = light + rng.normal(0, 6, light.shape)
+    ink = 1 - np.asarray(three.resize((300, 300)), dtype=np.float64) / 255  # 1 where dark
+    top, left = 300, 450
+    region = paper[top : top + 300, left : left + 300]
+    paper[top : top + 300, left : left + 300] = region * (1 - 0.8 * ink)
+    photo = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
+    pixels = to_mnist(Image.open(io.BytesIO(encode(photo, "JPEG"))))
+    assert max(ink_box(pixels)) >= 17  # grain beside the digit may widen its box a little
+    probabilities = LiteClassifier.load(model_root).predict_batch(pixels[np.newaxis])
+    assert int(probabilities.argmax()) == 3, probabilities.round(3)
 
 
 @pytest.mark.parametrize("where", [(0, 0), (720, 0), (0, 720), (360, 360), (720, 720)])
