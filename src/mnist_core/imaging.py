@@ -187,13 +187,17 @@ def _percentile(counts: npt.NDArray[np.int64], q: float) -> float:
     return float(low + (high - low) * (rank - np.floor(rank)))
 
 
-def ink_table(grey: Image.Image) -> list[int]:
+Histograms = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]  # whole image, edges
+
+
+def ink_table(grey: Image.Image, histograms: Histograms | None = None) -> list[int]:
     """The 256-entry table that takes grey levels to MNIST ink (high on a black background):
     polarity from the edges' median, the background level removed, the ink's own level (a high
     percentile of the pixels clearly off the background, so a small digit on a large page counts
     as much as one that fills the frame) brought to 255, paper texture below the noise floor
-    set to 0. Made from histograms, so it costs one pass over the pixels, in C."""
-    counts, border = _histograms(grey)
+    set to 0. Made from histograms (``_histograms(grey)``, computed here unless given), so it
+    costs one pass over the pixels, in C."""
+    counts, border = histograms if histograms is not None else _histograms(grey)
     background = _percentile(border, 50)
     inverted = background > 127.5  # dark ink on light paper
     if inverted:
@@ -260,17 +264,17 @@ def _centre(box: FloatImage) -> FloatImage:
     return field
 
 
-def _flatten(grey: Image.Image) -> tuple[Image.Image, bool]:
+def _flatten(grey: Image.Image, border: npt.NDArray[np.int64]) -> tuple[Image.Image, bool]:
     """The ink alone, light on black, with the paper's level taken away where it is, and
     whether that was needed. Uneven light (a photo lit from one side) leaves parts of the page
     as dark as ink; seen along the edges, the paper then spans more than ``UNEVEN`` grey levels
     between its 10th and 90th percentiles. The paper is estimated on a reduced copy, its strokes
     removed by a max filter (a min filter for light ink on dark), smoothed and enlarged back.
-    Small images and evenly lit ones are returned as they are."""
+    Small images and evenly lit ones are returned as they are. ``border``: the grey levels
+    along the edges (``_histograms``)."""
     w, h = grey.size
     if min(w, h) < FLATTEN_FROM:
         return grey, False
-    border = _histograms(grey)[1]
     if _percentile(border, 90) - _percentile(border, 10) <= UNEVEN:
         return grey, False
     light_paper = _percentile(border, 50) > 127.5
@@ -288,8 +292,11 @@ def to_mnist(image: Image.Image) -> MnistImage:
     Everything that touches every pixel runs in Pillow's C routines (conversion to grey,
     histograms, the ink table, the bounding box, the resample, which reduces by whole factors
     first); NumPy only sees 256-entry histograms and the 20x20 result."""
-    grey, flattened = _flatten(_grey(image))
-    ink = grey.point(ink_table(grey))
+    grey = _grey(image)
+    histograms = _histograms(grey)
+    flat, flattened = _flatten(grey, histograms[1])
+    # A flattened page has new grey levels; an untouched one keeps the histograms just made.
+    ink = flat.point(ink_table(flat, None if flattened else histograms))
     field = _centre(_fit_box(ink, speckled=flattened))
     return np.round(field * 255.0).astype(np.uint8)
 
