@@ -32,6 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mnist_core.errors import ArtifactError
 from mnist_core.model_types import ModelType
 from mnist_core.runtime import import_tensorflow
+from mnist_core.verdicts import DEFAULT as DEFAULT_THRESHOLDS
+from mnist_core.verdicts import Thresholds
 
 if TYPE_CHECKING:
     import keras
@@ -60,6 +62,9 @@ class Hyperparameters(BaseModel):
     # averages, and each one's accuracy on the validation images; 1 and empty for a single one.
     ensemble: int = Field(default=1, ge=1)
     member_validation_accuracy: tuple[float, ...] = ()
+    # Non-digits trained toward the uniform answer (outlier exposure, ``mnist_train.negatives``);
+    # 0 in artifacts written before it.
+    negatives: int = Field(default=0, ge=0)
 
 
 class LiteExport(BaseModel):
@@ -129,10 +134,16 @@ class ArtifactMetadata(BaseModel):
     extra: ExtraData | None = None
     init_from: str | None = None  # the version of the model this one was fine-tuned from
     calibration: Calibration | None = None  # artifacts written before it: a temperature of 1
+    # Verdict thresholds fitted on the validation split (``mnist_core.verdicts``).
+    verdicts: Thresholds | None = None
 
     @property
     def temperature(self) -> float:
         return self.calibration.temperature if self.calibration is not None else 1.0
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self.verdicts if self.verdicts is not None else DEFAULT_THRESHOLDS
 
     @model_validator(mode="after")
     def _validation_is_all_or_nothing(self) -> ArtifactMetadata:

@@ -52,6 +52,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0 or value > 4:
+        raise argparse.ArgumentTypeError(f"{text} must be a number from 0 to 4")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mnist-train", description="Train and evaluate MNIST digit classifiers."
@@ -97,6 +107,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="train N CNNs apart (seeds SEED, SEED+1, ...) and serve the mean of their "
         "probabilities as one model (default: 1)",
+    )
+    train.add_argument(
+        "--negatives",
+        type=_share,
+        metavar="SHARE",
+        help="non-digits (generated, mnist_train.negatives) trained toward the uniform answer, "
+        "as a share of the digits, so that the model's confidence falls on what is not a digit "
+        "(default: 0.25 for cnn, 0 for softmax)",
     )
     train.add_argument(
         "--extra",
@@ -220,6 +238,7 @@ def _train(args: argparse.Namespace) -> None:
         extra=args.extra,
         extra_weight=args.extra_weight,
         init=args.init,
+        negatives=args.negatives,
     )
     result = train(config, data, args.output)
     meta = result.metadata
@@ -235,6 +254,13 @@ def _train(args: argparse.Namespace) -> None:
             f"calibration: temperature {c.temperature:g} (fitted on the validation split); "
             f"expected calibration error on the test set {c.test_ece_before:.2%} -> "
             f"{c.test_ece_after:.2%}"
+        )
+    if meta.verdicts is not None:
+        v = meta.verdicts
+        print(
+            f"verdicts: not_a_digit below a confidence of {v.not_a_digit_below:g}, uncertain "
+            f"below {v.uncertain_below:g} (fitted on the validation split; "
+            f"{meta.hyperparameters.negatives:,} non-digits trained on)"
         )
     if meta.init_from is not None:
         print(f"fine-tuned from: {meta.init_from}")

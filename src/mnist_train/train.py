@@ -32,11 +32,13 @@ from mnist_core.calibration import (
 from mnist_core.corrections import EXTRA_WEIGHT, load_corrections
 from mnist_core.imaging import model_input
 from mnist_core.model_types import ModelType
+from mnist_core.verdicts import fit_thresholds
 from mnist_train.augment import augment_batch
 from mnist_train.data import VALIDATION_EXAMPLES, Mnist, Split, split_training_set
 from mnist_train.evaluate import Evaluation, evaluate, evaluation_of, probabilities_of
 from mnist_train.export import check, convert
 from mnist_train.models import average, build
+from mnist_train.negatives import NEGATIVE, negatives
 
 if TYPE_CHECKING:
     import keras
@@ -48,6 +50,10 @@ DEFAULTS: dict[ModelType, dict[str, float | int]] = {
     "softmax": {"epochs": 5, "batch_size": 100, "learning_rate": 0.5},
     "cnn": {"epochs": 15, "batch_size": 128, "learning_rate": 0.003, "ensemble": 1},
 }
+# Outlier exposure (``mnist_train.negatives``): non-digits, as a share of the digits trained on,
+# each weighing this much in the loss against a digit's 1 (Hendrycks et al. 2019 use 0.5).
+NEGATIVES_SHARE: dict[ModelType, float] = {"softmax": 0.0, "cnn": 0.25}
+NEGATIVE_WEIGHT = 0.5
 # Fine-tuning a trained model (``--init``): a short run at a tenth of the learning rate.
 FINE_TUNING: dict[str, float | int] = {"epochs": 2, "learning_rate_factor": 0.1}
 
@@ -68,6 +74,8 @@ class TrainConfig:
     extra: Path | None = None
     extra_weight: float = EXTRA_WEIGHT
     init: Path | None = None  # fine-tune this artifact's model instead of starting over
+    # Non-digits trained toward the uniform answer, as a share of the digits; None: the default.
+    negatives: float | None = None
     verbose: int = field(default_factory=lambda: 1 if sys.stdout.isatty() else 2)
 
     def resolved(self) -> tuple[int, int, float, bool]:
@@ -82,6 +90,9 @@ class TrainConfig:
             float(self.learning_rate if self.learning_rate is not None else learning_rate),
             self.augmentation if self.augmentation is not None else self.model_type == "cnn",
         )
+
+    def resolved_negatives(self) -> float:
+        return self.negatives if self.negatives is not None else NEGATIVES_SHARE[self.model_type]
 
     def resolved_ensemble(self) -> int:
         if self.ensemble is not None:
@@ -100,9 +111,9 @@ class TrainResult:
 
 def _recalibrate_batch_norm(model: keras.Model, images: npt.NDArray[np.float32]) -> None:
     """Set every batch-norm layer's moving statistics to those of one large batch of training
-    images. After a short run (a few dozen steps) the moving averages are still far from the
-    data's statistics and the model predicts badly in inference mode; after a long run this
-    changes little."""
+    images (``RECALIBRATION_IMAGES`` of them). After a short run (a few dozen steps) the moving
+    averages are still far from the data's statistics and the model predicts badly in inference
+    mode; after a long run this changes little."""
     import keras
 
     layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
@@ -112,7 +123,7 @@ def _recalibrate_batch_norm(model: keras.Model, images: npt.NDArray[np.float32])
     for layer in layers:
         layer.momentum = 0.0
     try:
-        model(images[:RECALIBRATION_IMAGES], training=True)
+        model(images, training=True)
     finally:
         for layer, momentum in zip(layers, momenta, strict=True):
             layer.momentum = momentum
@@ -134,7 +145,8 @@ def _fit_member(
 ) -> keras.Model:
     """Build (or take ``initial``, to fine-tune it) and fit one network. Member ``index`` of an
     ensemble starts from its own seed (``seed + index``): other initial weights, another order
-    of batches, other augmentations. ``weights``: each image's weight in the loss."""
+    of batches, other augmentations. ``weights``: each image's weight in the loss. A label of
+    ``NEGATIVE`` (a non-digit) has the uniform distribution as its target."""
     import keras
     import tensorflow as tf
 
@@ -151,7 +163,7 @@ def _fit_member(
             learning_rate, decay_steps=steps, alpha=0.01
         )
         optimizer = keras.optimizers.Adam(learning_rate=schedule)
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
 
     # Shuffling indices and gathering whole batches keeps the input pipeline cheap.
     images, labels = tf.constant(x_train), tf.constant(y_train)
@@ -167,13 +179,16 @@ def _fit_member(
         x = tf.gather(images, batch)
         if augmentation:
             x = augment_batch(x, batch_index, seed)
+        y = _targets(tf.gather(labels, batch))
         if loss_weights is None:
-            return x, tf.gather(labels, batch)
-        return x, tf.gather(labels, batch), tf.gather(loss_weights, batch)
+            return x, y
+        return x, y, tf.gather(loss_weights, batch)
 
     dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    # Each epoch ends with the accuracy on the held-out images ("val_accuracy").
+    # Each epoch ends with the accuracy on the held-out images ("val_accuracy"); the training
+    # accuracy counts a non-digit as right when the answer is a 0 (the argmax of a flat target).
+    validation_data = validation_data.map(lambda x, y: (x, _targets(y)))
     model.fit(
         dataset,
         epochs=epochs,
@@ -182,6 +197,14 @@ def _fit_member(
         verbose=config.verbose,
     )
     return model
+
+
+def _targets(labels: tf.Tensor) -> tf.Tensor:
+    """One-hot rows for digits, the uniform row for ``NEGATIVE``."""
+    import tensorflow as tf
+
+    one_hot = tf.one_hot(tf.cast(labels, tf.int32), 10)
+    return tf.where(labels[:, tf.newaxis] == NEGATIVE, tf.fill(tf.shape(one_hot), 0.1), one_hot)
 
 
 def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
@@ -198,6 +221,9 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
         raise ValueError("a fine-tuning (--init) trains the one model it starts from")
     if config.extra_weight <= 0:
         raise ValueError("the weight of the corrections must be positive")
+    negative_share = config.resolved_negatives()
+    if negative_share < 0:
+        raise ValueError("the share of non-digits cannot be negative")
     initial, init_from, split_seed = None, None, config.seed
     if config.init is not None:
         start = load_artifact(config.init)
@@ -236,6 +262,17 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
             weight=config.extra_weight,
         )
 
+    # Non-digits (outlier exposure), drawn from the training seed: never the evaluation's.
+    trained_negatives = round(negative_share * len(y_train))
+    if trained_negatives:
+        if weights is None:
+            weights = np.ones(len(y_train), dtype=np.float32)
+        x_train = np.concatenate([x_train, model_input(negatives(trained_negatives, config.seed))])
+        y_train = np.concatenate([y_train, np.full(trained_negatives, NEGATIVE, dtype=np.uint8)])
+        weights = np.concatenate(
+            [weights, np.full(trained_negatives, NEGATIVE_WEIGHT, dtype=np.float32)]
+        )
+
     # Build and fit each member (one, or an ensemble averaged into one model at the end).
     validation_data = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(1000)
     members = []
@@ -246,7 +283,9 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
             epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
             augmentation=augmentation, initial=initial,
         )  # fmt: skip
-        _recalibrate_batch_norm(member, x_train)  # training images only
+        # Training images only, digits and non-digits in the proportions of the batches.
+        sample = np.random.default_rng(config.seed).permutation(len(x_train))
+        _recalibrate_batch_norm(member, x_train[np.sort(sample[:RECALIBRATION_IMAGES])])
         members.append(member)
     training_seconds = time.perf_counter() - started
     model = average(members)
@@ -288,9 +327,10 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
                 "ensemble": ensemble,
                 "member_validation_accuracy": member_validation,
                 "seed": config.seed,
-                "train_examples": len(y_train),
+                "train_examples": len(y_train) - trained_negatives,
                 "augmentation": augmentation,
                 "validation_seed": split_seed,
+                "negatives": trained_negatives,
             },
             "test_accuracy": evaluation.accuracy,
             "validation_accuracy": validation.accuracy,
@@ -302,6 +342,7 @@ def train(config: TrainConfig, data: Mnist, output_root: Path) -> TrainResult:
             "data_checksums": data.checksums,
             "lite": lite_export.model_dump(),
             "calibration": calibration.model_dump(),
+            "verdicts": fit_thresholds(apply_temperature(on_validation, temperature)).model_dump(),
             "extra": extra.model_dump() if extra is not None else None,
             "init_from": init_from,
         },
