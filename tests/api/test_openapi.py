@@ -562,6 +562,17 @@ def test_probabilities_are_64_bit_floats(spec: dict[str, Any]) -> None:
     assert prediction["probabilities"]["items"] == {"type": "number", "format": "double"}
 
 
+def test_the_verdict_is_an_enum_with_its_score_documented(spec: dict[str, Any]) -> None:
+    """Generators make an enum type of it; the description tells what each value means."""
+    prediction = spec["components"]["schemas"]["Prediction"]
+    assert "verdict" in prediction["required"]
+    verdict = prediction["properties"]["verdict"]
+    assert verdict["enum"] == ["digit", "uncertain", "not_a_digit"]
+    for word in ("`digit`", "`uncertain`", "`not_a_digit`", "thresholds"):
+        assert word in verdict["description"]
+    assert "score behind `verdict`" in prediction["properties"]["confidence"]["description"]
+
+
 def test_response_schemas_are_open_to_new_fields_and_request_bodies_are_not(
     spec: dict[str, Any],
 ) -> None:
@@ -571,7 +582,7 @@ def test_response_schemas_are_open_to_new_fields_and_request_bodies_are_not(
     answered = {
         "Prediction", "ImageInfo", "PredictionPage", "Problem", "ValidationIssue",
         "BatchItem", "BatchResult", "Health", "Readiness", "KeyInfo", "Models", "ModelInfo",
-        "ModelTraining", "ModelCorrections", "ModelCalibration", "ModelReload",
+        "ModelTraining", "ModelCorrections", "ModelCalibration", "ModelReload", "VerdictThresholds",
     }  # fmt: skip
     assert {name for name, schema in schemas.items() if schema.get("additionalProperties")} == (
         answered

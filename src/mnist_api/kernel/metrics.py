@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+CONFIDENCE_BUCKETS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
 
 
 class Metrics:
@@ -52,6 +53,21 @@ class Metrics:
         )
         self.predictions = Counter(
             "mnist_predictions", "Stored predictions by predicted digit", ["digit"], registry=r
+        )
+        # Drift: how sure the model is of what it is sent, and what it makes of it, per model
+        # version (a falling confidence or a rising share of non-digits shows here first).
+        self.confidence = Histogram(
+            "mnist_prediction_confidence",
+            "Calibrated confidence of stored predictions, by model version",
+            ["model_version"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.verdicts = Counter(
+            "mnist_prediction_verdicts",
+            "Stored predictions by verdict (digit, uncertain, not_a_digit) and model version",
+            ["verdict", "model_version"],
+            registry=r,
         )
         self.batch_size = Histogram(
             "mnist_inference_batch_size",

@@ -41,6 +41,20 @@ class Settings(BaseSettings):
         "another artifact, loads it beside the one serving and swaps between batches (0: never; "
         "POST /v1/models/reload still does)",
     )
+    not_a_digit_below: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="answers with a lower confidence get the verdict not_a_digit (unset: the "
+        "threshold fitted for the serving model at training)",
+    )
+    uncertain_below: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="answers with a lower confidence get the verdict uncertain (unset: the "
+        "serving model's, 0.9 unless its not_a_digit threshold is higher)",
+    )
     runtime: Literal["litert", "tensorflow"] = Field(
         "litert",
         description="litert: the artifact's model.tflite run by LiteRT, without TensorFlow in "
@@ -178,6 +192,15 @@ class Settings(BaseSettings):
     def _contact_points(self) -> Settings:
         if self.store == "cassandra" and not self.cassandra_contact_points:
             raise ValueError("MNIST_API_CASSANDRA_CONTACT_POINTS is empty")
+        return self
+
+    @model_validator(mode="after")
+    def _thresholds_ordered(self) -> Settings:
+        low, high = self.not_a_digit_below, self.uncertain_below
+        if low is not None and high is not None and low > high:
+            raise ValueError(
+                f"MNIST_API_NOT_A_DIGIT_BELOW ({low}) is above MNIST_API_UNCERTAIN_BELOW ({high})"
+            )
         return self
 
     @model_validator(mode="after")

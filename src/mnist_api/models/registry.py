@@ -32,6 +32,8 @@ from mnist_api.models.engines import (
 )
 from mnist_core.artifact import ArtifactMetadata, resolve
 from mnist_core.errors import ArtifactError
+from mnist_core.verdicts import DEFAULT as DEFAULT_THRESHOLDS
+from mnist_core.verdicts import Thresholds
 
 log = logging.getLogger("mnist_api")
 
@@ -122,6 +124,17 @@ class ModelRegistry:
         serving = self._serving
         model = serving.model
         return ServedModel(model.version, model.test_accuracy, model.metadata, serving.loaded_at)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The verdict thresholds in force: the settings', else the serving model's."""
+        metadata = self._serving.model.metadata if self._serving is not None else None
+        fitted = metadata.thresholds if metadata is not None else DEFAULT_THRESHOLDS
+        low = self._settings.not_a_digit_below
+        high = self._settings.uncertain_below
+        low = fitted.not_a_digit_below if low is None else low
+        high = max(fitted.uncertain_below, low) if high is None else high
+        return Thresholds(not_a_digit_below=min(low, high), uncertain_below=high)
 
     def _current(self) -> ServableModel:
         assert self._serving is not None, "no model loaded"

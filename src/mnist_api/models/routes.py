@@ -20,12 +20,13 @@ router = APIRouter(
     "",
     summary="The model serving",
     description="Its version, accuracy, training data (MNIST, and corrections when it learnt "
-    "from them), when it was made and when this worker started serving it.",
+    "from them), calibration, the thresholds of the verdicts, when it was made and when this "
+    "worker started serving it.",
 )
 async def get_models(
     _principal: Authenticated, registry: RegistryDep, settings: SettingsDep
 ) -> Models:
-    return Models(serving=ModelInfo.of(registry.served, settings.runtime))
+    return Models(serving=ModelInfo.of(registry.served, settings.runtime, registry.thresholds))
 
 
 @router.post(

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from mnist_api.models.registry import Reloaded, ServedModel
+from mnist_core.verdicts import Thresholds
 
 # ``format: double``: generated clients read a float64 (Go's float32, Java's BigDecimal otherwise).
 Double = Annotated[float, Field(json_schema_extra={"format": "double"})]
@@ -44,6 +45,22 @@ class ModelCalibration(BaseModel):
     test_ece_after: Double
 
 
+class VerdictThresholds(BaseModel):
+    """How a confidence becomes a verdict: below `not_a_digit_below`, `not_a_digit`; below
+    `uncertain_below`, `uncertain`; otherwise `digit`."""
+
+    not_a_digit_below: Double = Field(ge=0, le=1)
+    uncertain_below: Double = Field(ge=0, le=1)
+    negatives_trained: int = Field(
+        description="non-digits the model was trained on (outlier exposure); 0: its confidence "
+        "was never taught to fall on non-digits"
+    )
+    source: Literal["model", "settings"] = Field(
+        description="model: fitted on the validation split at training; settings: set by "
+        "MNIST_API_NOT_A_DIGIT_BELOW / MNIST_API_UNCERTAIN_BELOW"
+    )
+
+
 class ModelInfo(BaseModel):
     version: str
     model_type: str = Field(description="cnn or softmax")
@@ -57,9 +74,15 @@ class ModelInfo(BaseModel):
     calibration: ModelCalibration | None = Field(
         description="null: a model trained before calibration (temperature 1)"
     )
+    verdicts: VerdictThresholds = Field(description="the thresholds in force on this worker")
 
     @classmethod
-    def of(cls, served: ServedModel, runtime: Literal["litert", "tensorflow"]) -> ModelInfo | None:
+    def of(
+        cls,
+        served: ServedModel,
+        runtime: Literal["litert", "tensorflow"],
+        thresholds: Thresholds,
+    ) -> ModelInfo | None:
         meta, loaded_at = served.metadata, served.loaded_at
         if meta is None or loaded_at is None:
             return None
@@ -90,6 +113,12 @@ class ModelInfo(BaseModel):
             )
             if calibration is not None
             else None,
+            verdicts=VerdictThresholds(
+                not_a_digit_below=thresholds.not_a_digit_below,
+                uncertain_below=thresholds.uncertain_below,
+                negatives_trained=hyper.negatives,
+                source="model" if thresholds == meta.thresholds else "settings",
+            ),
         )
 
 

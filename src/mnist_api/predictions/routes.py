@@ -91,7 +91,7 @@ async def create_prediction(
 ) -> Prediction:
     record = await service.predict(caller, file)
     response.headers["Location"] = f"/v1/predictions/{record.id}"
-    return Prediction.of(record)
+    return Prediction.of(record, service.thresholds)
 
 
 @router.post(
@@ -119,7 +119,7 @@ async def create_predictions_batch(
     items = []
     for outcome in await service.predict_many(caller_of(principal), list(files)):
         if outcome.record is not None:
-            prediction = Prediction.of(outcome.record)
+            prediction = Prediction.of(outcome.record, service.thresholds)
             items.append(BatchItem(filename=outcome.filename, status=201, prediction=prediction))
         elif outcome.error is not None:
             error = outcome.error
@@ -165,8 +165,9 @@ async def list_predictions(
     page = await service.history(
         caller, limit=limit, before=before, digit=digit, labeled=labeled, owner=owner
     )
+    thresholds = service.thresholds
     return PredictionPage(
-        items=[Prediction.of(record) for record in page.items],
+        items=[Prediction.of(record, thresholds) for record in page.items],
         next_cursor=encode_cursor(page.next_before) if page.next_before else None,
     )
 
@@ -177,7 +178,7 @@ async def list_predictions(
 async def get_prediction(
     prediction_id: PredictionId, caller: ReaderDep, service: ServiceDep
 ) -> Prediction:
-    return Prediction.of(await service.get(caller, prediction_id))
+    return Prediction.of(await service.get(caller, prediction_id), service.thresholds)
 
 
 @router.get(
@@ -231,7 +232,7 @@ async def get_prediction_input(
 async def set_prediction_label(
     prediction_id: PredictionId, body: LabelUpdate, caller: LabelerDep, service: ServiceDep
 ) -> Prediction:
-    return Prediction.of(await service.label(caller, prediction_id, body.label))
+    return Prediction.of(await service.label(caller, prediction_id, body.label), service.thresholds)
 
 
 @router.delete(
@@ -257,4 +258,4 @@ async def delete_prediction(
     responses={200: {"links": ID_LINKS}, **problem_responses(400, 413, 415, 422, 503)},
 )
 async def upload_legacy(file: UploadField, caller: UploaderDep, service: ServiceDep) -> Prediction:
-    return Prediction.of(await service.predict(caller, file))
+    return Prediction.of(await service.predict(caller, file), service.thresholds)

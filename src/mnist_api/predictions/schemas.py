@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mnist_api.kernel.errors import Problem
 from mnist_api.predictions.records import PredictionRecord
+from mnist_core.verdicts import Thresholds, Verdict
 
 Digit = Annotated[int, Field(ge=0, le=9, description="a digit, 0-9")]
 # A 64-bit float, said so: generators otherwise pick 32-bit floats (Go) or decimals (Java).
@@ -30,6 +31,7 @@ _PREDICTION_EXAMPLE: dict[str, Any] = {
     "id": "5b6f7a9e-c9a1-11f0-9d2e-0b1c2d3e4f50",
     "digit": 7,
     "confidence": 0.9962,
+    "verdict": "digit",
     "probabilities": _PROBS,
     "model_version": "cnn-20261124T090000Z-1a2b3c4d",
     "created_at": "2026-11-24T09:30:00.123Z",
@@ -65,7 +67,17 @@ class Prediction(BaseModel):
 
     id: UUID = Field(description="a time-based UUID (version 1)")
     digit: Digit = Field(description="the predicted digit")
-    confidence: Double = Field(ge=0, le=1, description="the predicted digit's probability")
+    confidence: Double = Field(
+        ge=0,
+        le=1,
+        description="the predicted digit's probability, calibrated: of answers given with a "
+        "confidence near 0.9, about nine in ten are right; the score behind `verdict`",
+    )
+    verdict: Verdict = Field(
+        description="what the confidence says: `digit`; `uncertain` (a digit, but the answer "
+        "may well be wrong); `not_a_digit` (the upload most likely shows no digit at all). Judged "
+        "with the thresholds in force when it is answered (GET /v1/models shows them)"
+    )
     probabilities: list[Double] = Field(
         min_length=10, max_length=10, description="probability of each digit 0-9; sums to 1"
     )
@@ -80,9 +92,15 @@ class Prediction(BaseModel):
     labeled_at: datetime | None = Field(None, description="when the label was given (UTC)")
 
     @classmethod
-    def of(cls, record: PredictionRecord) -> Prediction:
-        """The schema of a stored record: the one place where records become HTTP answers."""
-        return cls.model_validate(record)
+    def of(cls, record: PredictionRecord, thresholds: Thresholds) -> Prediction:
+        """The schema of a stored record, judged with ``thresholds``: the one place where
+        records become HTTP answers."""
+        fields = {name: getattr(record, name) for name in _RECORD_FIELDS}
+        verdict = thresholds.judge(record.confidence)
+        return cls.model_validate({**fields, "verdict": verdict}, from_attributes=True)
+
+
+_RECORD_FIELDS = tuple(name for name in Prediction.model_fields if name != "verdict")
 
 
 class PredictionPage(BaseModel):

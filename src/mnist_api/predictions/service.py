@@ -40,6 +40,7 @@ from mnist_api.predictions.records import (
 )
 from mnist_api.predictions.repository import PredictionRepository
 from mnist_core.imaging import to_png
+from mnist_core.verdicts import Thresholds
 
 log = logging.getLogger("mnist_api")
 T = TypeVar("T")
@@ -57,6 +58,9 @@ class Inferrer(Protocol):
     """What the service needs of the model registry."""
 
     async def predict(self, pixels: npt.NDArray[np.uint8]) -> Inference: ...
+
+    @property
+    def thresholds(self) -> Thresholds: ...
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,11 @@ class PredictionService:
         self._registry = registry
         self._repository = repository
         self._metrics = metrics
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The verdicts' thresholds in force (the settings', else the serving model's)."""
+        return self._registry.thresholds
 
     @property
     def max_batch_files(self) -> int:
@@ -137,6 +146,9 @@ class PredictionService:
         )
         await self._stored("insert", self._repository.insert(record, prepared.data, caller.owner))
         self._metrics.predictions.labels(str(digit)).inc()
+        version = record.model_version
+        self._metrics.confidence.labels(version).observe(record.confidence)
+        self._metrics.verdicts.labels(self.thresholds.judge(record.confidence), version).inc()
         return record
 
     async def predict_many(self, caller: Caller, uploads: list[Upload]) -> list[BatchOutcome]:

@@ -14,6 +14,24 @@ const fullFormat = new Intl.DateTimeFormat(undefined, {
   timeStyle: "medium",
 });
 
+/** What a prediction's verdict says, in words: a short title and a sentence. */
+export function verdictWords(prediction) {
+  const { digit, confidence, verdict } = prediction;
+  if (verdict === "not_a_digit") {
+    return {
+      title: "Not a digit?",
+      text: `This does not look like a digit. The closest digit is ${digit}, at only ${percent(confidence)}.`,
+    };
+  }
+  if (verdict === "uncertain") {
+    return {
+      title: "Not sure",
+      text: `Probably a ${digit}, but it could well be another digit.`,
+    };
+  }
+  return { title: "A digit", text: `The model reads a ${digit}.` };
+}
+
 /** An ISO timestamp, short (the time alone if it is today) and in full (for a tooltip). */
 export function formatTime(iso) {
   const when = new Date(iso);

@@ -9,7 +9,7 @@ import {
   listPredictions,
 } from "./api.js";
 import { byId, createElement } from "./dom.js";
-import { formatTime, percent, sentence } from "./format.js";
+import { formatTime, percent, sentence, verdictWords } from "./format.js";
 import { forgetImage, showImage } from "./images.js";
 import { announce, describe, reportError } from "./messages.js";
 
@@ -64,7 +64,12 @@ function renderItem(prediction, li) {
   item.querySelector(".history-confidence").textContent =
     `${percent(prediction.confidence)} confident`;
 
-  const badge = item.querySelector(".badge");
+  const flag = item.querySelector(".badge-verdict");
+  flag.hidden = prediction.verdict === "digit";
+  flag.textContent = flag.hidden ? "" : verdictWords(prediction).title.toLowerCase();
+  flag.dataset.verdict = prediction.verdict;
+
+  const badge = item.querySelector(".badge-label");
   if (labelled) {
     badge.hidden = false;
     badge.textContent = `labelled ${prediction.label}`;

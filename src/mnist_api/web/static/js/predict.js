@@ -2,7 +2,7 @@
 // a time: while one is under way both ways in say so and wait.
 import { currentSession, predict } from "./api.js";
 import { byId } from "./dom.js";
-import { percent } from "./format.js";
+import { percent, verdictWords } from "./format.js";
 import { addToHistoryTop } from "./history.js";
 import { announce, clearAlert, reportError } from "./messages.js";
 import { revealResult, setResultBusy, showResult } from "./result.js";
@@ -39,7 +39,8 @@ export async function submit(blob, filename, button) {
     showResult(prediction);
     addToHistoryTop(prediction);
     revealResult();
-    announce(`Recognised ${prediction.digit}, ${percent(prediction.confidence)} confident.`);
+    const words = verdictWords(prediction);
+    announce(`${words.title}: ${words.text} ${percent(prediction.confidence)} confident.`);
   } catch (error) {
     if (currentSession() === session) reportError(error);
   } finally {

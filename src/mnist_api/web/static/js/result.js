@@ -2,7 +2,7 @@
 // and a bar for the probability of each digit.
 import { inputUrl } from "./api.js";
 import { byId, createElement, reveal } from "./dom.js";
-import { percent } from "./format.js";
+import { percent, verdictWords } from "./format.js";
 import { forgetImage, showImage } from "./images.js";
 
 const resultPanel = byId("result");
@@ -12,6 +12,7 @@ const resultDigit = byId("result-digit");
 const resultConfidence = byId("result-confidence");
 const resultInput = byId("result-input");
 const resultModel = byId("result-model");
+const resultVerdict = byId("result-verdict");
 const bars = byId("bars");
 
 /** One bar: the digit, a track filled as far as its probability, and the percentage. */
@@ -43,6 +44,10 @@ export function showResult(prediction) {
   resultBody.hidden = false;
   resultDigit.textContent = String(prediction.digit);
   resultConfidence.textContent = percent(prediction.confidence);
+  const words = verdictWords(prediction);
+  resultVerdict.dataset.verdict = prediction.verdict;
+  resultVerdict.querySelector(".verdict-title").textContent = words.title;
+  resultVerdict.querySelector(".verdict-text").textContent = words.text;
   showImage(resultInput, inputUrl(prediction.id));
   resultInput.alt = "The 28 by 28 pixel image the model saw for this prediction";
   resultModel.textContent = `Model ${prediction.model_version}`;
@@ -58,6 +63,9 @@ export function clearResult() {
   resultInput.alt = "";
   resultDigit.textContent = "";
   resultConfidence.textContent = "";
+  resultVerdict.dataset.verdict = "";
+  resultVerdict.querySelector(".verdict-title").textContent = "";
+  resultVerdict.querySelector(".verdict-text").textContent = "";
   resultModel.textContent = "";
   bars.replaceChildren();
   resultBody.hidden = true;
