@@ -118,6 +118,7 @@ def create_app(
     )
     install_handlers(app)
     app.include_router(predictions.router)
+    app.include_router(predictions.review_router)
     app.include_router(keys.router)
     app.include_router(models.router)
     app.include_router(predictions.legacy_router)

@@ -6,7 +6,7 @@ correction:
 
 =================  ==============  =====================================================
 ``images``         uint8 N x 28x28 the model's input (MNIST polarity: white ink on black)
-``labels``         uint8 N         the digit the person gave
+``labels``         uint8 N         the digit the person gave; 10 (``NOT_A_DIGIT_LABEL``): no digit
 ``predicted``      uint8 N         the digit the service had answered
 ``ids``            str N           the prediction's id
 ``created_at_ms``  int64 N         when it was predicted (ms since 1970, UTC)
@@ -41,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mnist_core.errors import MnistError
+from mnist_core.verdicts import NOT_A_DIGIT_LABEL
 
 FORMAT = "mnist-corrections/1"
 SIDE = 28
@@ -143,8 +144,8 @@ def load_corrections(path: Path) -> Corrections:
     for name in TEXTS:
         if arrays[name].dtype.kind != "U" or arrays[name].shape != (count,):
             raise CorrectionsError(f"{path}: {name} is not {count} strings")
-    if count and int(arrays["labels"].max()) > 9:
-        raise CorrectionsError(f"{path}: a label is not a digit")
+    if count and int(arrays["labels"].max()) > NOT_A_DIGIT_LABEL:
+        raise CorrectionsError(f"{path}: a label is neither a digit nor {NOT_A_DIGIT_LABEL}")
     return Corrections(
         **{name: arrays[name] for name in (*NUMBERS, *TEXTS)},
         sha256=digest.hexdigest(),
@@ -169,8 +170,8 @@ class CorrectionsWriter:
     def add(self, row: Correction) -> None:
         if len(row.pixels) != SIDE * SIDE:
             raise ValueError(f"a model input has {SIDE * SIDE} bytes, not {len(row.pixels)}")
-        if not 0 <= row.label <= 9 or not 0 <= row.predicted <= 9:
-            raise ValueError("labels and predictions are digits")
+        if not 0 <= row.label <= NOT_A_DIGIT_LABEL or not 0 <= row.predicted <= 9:
+            raise ValueError("predictions are digits, labels digits or NOT_A_DIGIT_LABEL")
         f = self._files
         f["images"].write(row.pixels)
         f["labels"].write(bytes([row.label]))

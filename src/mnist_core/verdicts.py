@@ -26,6 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Verdict = Literal["digit", "uncertain", "not_a_digit"]
 VERDICTS: tuple[Verdict, ...] = ("digit", "uncertain", "not_a_digit")
+# A person's label for an upload that shows no digit, where labels are numbers (stores, the
+# corrections file, training): the model is taught the uniform answer for it.
+NOT_A_DIGIT_LABEL = 10
 REFUSED_SHARE = 0.005  # of the validation digits, at the fitted not_a_digit threshold
 UNCERTAIN_BELOW = 0.9
 

@@ -6,6 +6,9 @@ training run ever sees), by one stated rule:
     model's and it is right on more of the held-out corrections than the current model (without
     corrections: when its MNIST test accuracy is higher).
 
+A correction that says "not a digit" counts as right when the model's verdict on it is
+``not_a_digit`` (its calibrated confidence below the model's own threshold).
+
 The command prints both models' figures per class and the verdict, and exits 0 when the candidate
 wins, 1 when it loses.
 """
@@ -18,11 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from mnist_core.artifact import load_artifact
+from mnist_core.calibration import apply_temperature
 from mnist_core.corrections import load_corrections
 from mnist_core.errors import MnistError
 from mnist_core.imaging import model_input
+from mnist_core.verdicts import NOT_A_DIGIT_LABEL
 from mnist_train.data import Mnist
-from mnist_train.evaluate import Evaluation, evaluate
+from mnist_train.evaluate import Evaluation, evaluate, evaluation_of, probabilities_of
 
 MAX_MNIST_DROP = 0.001  # 0.1 point
 
@@ -31,7 +36,13 @@ MAX_MNIST_DROP = 0.001  # 0.1 point
 class Side:
     version: str
     mnist: Evaluation
-    corrections: Evaluation | None  # on the held-out corrections
+    corrections: Evaluation | None  # on the held-out corrections that give a digit
+    flagged: int = 0  # held-out "not a digit" corrections the model calls not_a_digit
+
+    @property
+    def right(self) -> int:
+        """Held-out corrections it answers right: the digit, or not_a_digit."""
+        return (_right(self.corrections) if self.corrections is not None else 0) + self.flagged
 
 
 @dataclass(frozen=True)
@@ -39,7 +50,7 @@ class Comparison:
     new: Side
     old: Side
     held_out: int  # corrections judged on
-    held_out_counts: list[int]  # per digit
+    held_out_counts: list[int]  # per digit, then "not a digit"
 
     @property
     def candidate_wins(self) -> bool:
@@ -53,8 +64,8 @@ class Comparison:
                 f"its MNIST test accuracy {new.mnist.accuracy:.2%} is more than 0.1 point below "
                 f"{old.mnist.accuracy:.2%}"
             )
-        if new.corrections is not None and old.corrections is not None:
-            right_new, right_old = _right(new.corrections), _right(old.corrections)
+        if self.held_out:
+            right_new, right_old = new.right, old.right
             if right_new <= right_old:
                 reasons.append(
                     f"it is right on {right_new} of the {self.held_out} held-out corrections, "
@@ -79,23 +90,27 @@ class Comparison:
         for digit in range(10):
             a, b = new.mnist.per_class_accuracy[digit], old.mnist.per_class_accuracy[digit]
             lines.append(_row(f"  {digit}", a, b))
-        if new.corrections is not None and old.corrections is not None:
+        if self.held_out:
             title = f"held-out corrections ({self.held_out})"
-            lines.append(_row(title, new.corrections.accuracy, old.corrections.accuracy))
+            lines.append(_row(title, new.right / self.held_out, old.right / self.held_out))
             for digit in range(10):
-                if self.held_out_counts[digit]:
+                if self.held_out_counts[digit] and new.corrections and old.corrections:
                     a = new.corrections.per_class_accuracy[digit]
                     b = old.corrections.per_class_accuracy[digit]
                     lines.append(_row(f"  {digit} ({self.held_out_counts[digit]})", a, b))
+            nothing = self.held_out_counts[NOT_A_DIGIT_LABEL]
+            if nothing:
+                title = f"  not a digit ({nothing})"
+                lines.append(_row(title, new.flagged / nothing, old.flagged / nothing))
         against = self.reasons_against()
         if against:
             lines.append(f"verdict: the candidate loses: {'; '.join(against)}")
         else:
             why = f"MNIST test {new.mnist.accuracy:.2%} against {old.mnist.accuracy:.2%}"
-            if new.corrections is not None and old.corrections is not None:
+            if self.held_out:
                 why += (
-                    f", held-out corrections {_right(new.corrections)} right against "
-                    f"{_right(old.corrections)} of {self.held_out}"
+                    f", held-out corrections {new.right} right against {old.right} of "
+                    f"{self.held_out}"
                 )
             lines.append(f"verdict: the candidate wins ({why})")
         return "\n".join(lines)
@@ -119,12 +134,18 @@ def compare(new_path: Path, old_path: Path, data: Mnist, extra: Path | None) -> 
     sides = []
     for path in (new_path, old_path):
         artifact = load_artifact(path)
-        on_corrections = None
+        meta = artifact.metadata
+        on_corrections, flagged = None, 0
         if held_out is not None:
-            on_corrections = evaluate(artifact.model, model_input(held_out.images), held_out.labels)
+            probabilities = probabilities_of(artifact.model, model_input(held_out.images))
+            digits = held_out.labels != NOT_A_DIGIT_LABEL
+            if digits.any():
+                on_corrections = evaluation_of(probabilities[digits], held_out.labels[digits])
+            confidence = apply_temperature(probabilities[~digits], meta.temperature).max(axis=1)
+            flagged = int((confidence < meta.thresholds.not_a_digit_below).sum())
         mnist = evaluate(artifact.model, x_test, data.test_labels)
-        sides.append(Side(artifact.metadata.version, mnist, on_corrections))
-    counts = [0] * 10
+        sides.append(Side(meta.version, mnist, on_corrections, flagged))
+    counts = [0] * (NOT_A_DIGIT_LABEL + 1)
     if held_out is not None:
-        counts = np.bincount(held_out.labels, minlength=10).tolist()
+        counts = np.bincount(held_out.labels, minlength=NOT_A_DIGIT_LABEL + 1).tolist()
     return Comparison(sides[0], sides[1], len(held_out) if held_out is not None else 0, counts)

@@ -31,12 +31,13 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from mnist_core.errors import ImageError
 from mnist_core.imaging import to_mnist
+from mnist_core.verdicts import NOT_A_DIGIT_LABEL
 
 PAGE = 64
 # Letters and symbols, less those that many people write as a digit (0 O o D Q, 1 I l i j | [ ],
 # 2 Z z, 5 S s, 6 b G, 7 J T, 8 B, 9 g q).
 GLYPHS = "ACEFHKLMNPRUVWXYacdefhkmnprtuvwxy#%&*+<=>?@${}"
-NEGATIVE = 10  # the label of a non-digit in training arrays; its target is the uniform one
+NEGATIVE = NOT_A_DIGIT_LABEL  # a non-digit's label in training arrays; its target is uniform
 
 Generator = Callable[[np.random.Generator], Image.Image]
 

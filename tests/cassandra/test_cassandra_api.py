@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.test_review import whole_queue
+from tests.api.test_verdicts import noise_page, upload
 from tests.fixtures.apps import asgi_client, running_app
 from tests.fixtures.data import ROOT
 
@@ -89,6 +91,26 @@ class TestApiOnCassandra:
             assert (await client.delete(f"/v1/predictions/{target}")).status_code == 204
             assert (await client.get(f"/v1/predictions/{target}")).status_code == 404
             assert target not in await history_ids(client)
+
+    async def test_review_queue(self, model_root: Path, cassandra_keyspace: str) -> None:
+        """The queue on Cassandra's own table: flagged uploads least confident first, off the
+        queue once labelled."""
+        async with (
+            running_app(model_root, **cassandra_overrides(cassandra_keyspace)) as app,
+            asgi_client(app) as client,
+        ):
+            made = [await upload(client, noise_page(seed)) for seed in range(5)]
+            assert {m["verdict"] for m in made} == {"not_a_digit"}
+            queue = await whole_queue(client)
+            mine = [item["id"] for item in queue if item["id"] in {m["id"] for m in made}]
+            by_confidence = sorted(made, key=lambda m: float(m["confidence"]))  # type: ignore[arg-type]
+            assert mine == [m["id"] for m in by_confidence]
+            first = by_confidence[0]["id"]
+            labelled = await client.put(
+                f"/v1/predictions/{first}/label", json={"not_a_digit": True}
+            )
+            assert labelled.json()["labeled_not_a_digit"] is True
+            assert first not in {item["id"] for item in await whole_queue(client)}
 
 
 class TestNodeOutage:

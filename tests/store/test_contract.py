@@ -1,6 +1,7 @@
 """The contract every ``PredictionRepository`` must keep, run against SQLite and a real
 Cassandra node alike: round trips, the history's paging (across buckets, months and shards),
-labels, deletes, owners who never see each other's predictions, and retention."""
+labels, deletes, owners who never see each other's predictions, the review queue, and
+retention."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from mnist_api.predictions.records import (
     LabelledQuery,
     Owner,
     PredictionRecord,
+    ReviewQuery,
     id_time,
     new_id,
 )
@@ -43,6 +45,7 @@ BOB = Owner("b0b000000002", rate=10.0, burst=20)
 HEAVY = Owner("eeee00000003", rate=4000.0, burst=8000)  # minute buckets over several shards
 CASSANDRA_TABLES = (
     "predictions", "prediction_images", "history", "history_buckets", "history_months",
+    "review_queue",
 )  # fmt: skip
 Opener = Callable[..., AbstractAsyncContextManager[PredictionRepository]]
 
@@ -62,15 +65,21 @@ def id_at(moment: datetime) -> uuid.UUID:
 
 
 def record(
-    digit: int = 7, *, prediction_id: uuid.UUID | None = None, owner: Owner = ALICE
+    digit: int = 7,
+    *,
+    prediction_id: uuid.UUID | None = None,
+    owner: Owner = ALICE,
+    confidence: float = 0.91,
+    flagged: bool = False,
 ) -> PredictionRecord:
     pid = prediction_id or new_id()
-    probs = [0.01] * 10
-    probs[digit] = 0.91
+    probs = [(1 - confidence) / 9] * 10
+    probs[digit] = confidence
     return PredictionRecord(
         id=pid,
         digit=digit,
-        confidence=0.91,
+        confidence=confidence,
+        flagged=flagged,
         probabilities=tuple(probs),
         model_version="cnn-test",
         created_at=id_time(pid),
@@ -396,6 +405,80 @@ class TestOwners:
         for owner in owners:
             own = await all_pages(store, owner.id, limit=3)
             assert [r.id for r in own] == [r.id for r in reversed(records) if r.owner == owner.id]
+
+
+async def whole_queue(
+    store: PredictionRepository, owner: Owner = ALICE, limit: int = 7, days: float = 7
+) -> list[PredictionRecord]:
+    seen: list[PredictionRecord] = []
+    since = datetime.now(UTC) - timedelta(days=days)
+    after = None
+    for _ in range(1000):
+        page = await store.review(
+            ReviewQuery(owner=owner.id, limit=limit, since=since, after=after)
+        )
+        seen += page.items
+        if page.next_after is None:
+            return seen
+        after = page.next_after
+    raise AssertionError("the review queue never ended")
+
+
+def unsure(n: int, owner: Owner = ALICE, seed: int = 0) -> list[PredictionRecord]:
+    """``n`` flagged predictions with distinct confidences below 0.9, in random order."""
+    import random
+
+    levels = random.Random(seed).sample(range(100, 900), n)
+    return [record(3, owner=owner, confidence=level / 1000, flagged=True) for level in levels]
+
+
+class TestReview:
+    async def test_least_confident_first_and_each_once(self, store: PredictionRepository) -> None:
+        flagged = unsure(23)
+        sure = [record(5, confidence=0.99) for _ in range(4)]
+        others = unsure(3, owner=BOB, seed=1)
+        for rec in [*flagged, *sure, *others]:
+            await put(store, rec)
+        queue = await whole_queue(store)
+        assert [r.id for r in queue] == [r.id for r in sorted(flagged, key=lambda r: r.confidence)]
+        assert queue[0] == await store.get(queue[0].id, None)
+        assert {r.id for r in await whole_queue(store, BOB)} == {r.id for r in others}
+
+    async def test_a_label_or_a_delete_takes_an_item_off(self, store: PredictionRepository) -> None:
+        flagged = sorted(unsure(6, seed=2), key=lambda r: r.confidence)
+        for rec in flagged:
+            await put(store, rec)
+        await store.set_label(flagged[0].id, 4, datetime.now(UTC), ALICE.id)
+        await store.set_label(flagged[1].id, 10, datetime.now(UTC), ALICE.id)  # not a digit
+        await store.delete(flagged[2].id, ALICE.id)
+        assert [r.id for r in await whole_queue(store)] == [r.id for r in flagged[3:]]
+        assert (await store.get(flagged[1].id, None)).label == 10  # type: ignore[union-attr]
+
+    async def test_paging_continues_while_items_are_labelled(
+        self, store: PredictionRepository
+    ) -> None:
+        flagged = sorted(unsure(12, seed=3), key=lambda r: r.confidence)
+        for rec in flagged:
+            await put(store, rec)
+        since = datetime.now(UTC) - timedelta(days=7)
+        first = await store.review(ReviewQuery(owner=ALICE.id, limit=5, since=since))
+        for rec in first.items:  # a person labels the page, then asks for the next one
+            await store.set_label(rec.id, 3, datetime.now(UTC), ALICE.id)
+        rest = await store.review(
+            ReviewQuery(owner=ALICE.id, limit=100, since=since, after=first.next_after)
+        )
+        assert [r.id for r in first.items + rest.items] == [r.id for r in flagged]
+        assert rest.next_after is None
+        assert [r.id for r in await whole_queue(store)] == [r.id for r in flagged[5:]]
+
+    async def test_only_the_window(self, store: PredictionRepository) -> None:
+        old = record(2, prediction_id=id_at(datetime.now(UTC) - timedelta(days=3)),
+                     confidence=0.2, flagged=True)  # fmt: skip
+        new = record(2, confidence=0.3, flagged=True)
+        for rec in (old, new):
+            await put(store, rec)
+        assert [r.id for r in await whole_queue(store, days=2)] == [new.id]
+        assert [r.id for r in await whole_queue(store, days=4)] == [old.id, new.id]
 
 
 class TestRetention:

@@ -128,6 +128,13 @@ class Settings(BaseSettings):
         le=7300,
         description="how long a prediction and its upload are kept (unset: for ever)",
     )
+    review_days: int = Field(
+        7,
+        ge=1,
+        le=366,
+        description="how far back the review queue (GET /v1/review) reaches: flagged predictions "
+        "older than this leave it unlabelled",
+    )
     purge_interval_s: float = Field(
         3600.0, gt=0, description="how often the SQLite store deletes expired predictions"
     )

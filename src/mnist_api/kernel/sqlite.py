@@ -82,6 +82,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             WHERE label IS NOT NULL;
         """,
     ),
+    (
+        4,
+        """
+        -- The review queue: predictions whose verdict was not `digit` when they were made, until
+        -- a person labels them, least confident first (rows made before it: below 0.9).
+        ALTER TABLE predictions ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0;
+        UPDATE predictions SET flagged = 1 WHERE label IS NULL AND confidence < 0.9;
+        CREATE INDEX predictions_review ON predictions (owner, confidence, id)
+            WHERE flagged = 1 AND label IS NULL;
+        """,
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -8,7 +8,7 @@ repositories, preprocessing, schemas) is internal to the subject.
 from mnist_api.predictions.dependencies import ServiceDep
 from mnist_api.predictions.export import Exported, export_labels
 from mnist_api.predictions.repository import PredictionRepository, open_repository
-from mnist_api.predictions.routes import legacy_router, router
+from mnist_api.predictions.routes import legacy_router, review_router, router
 from mnist_api.predictions.service import PredictionService
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "export_labels",
     "legacy_router",
     "open_repository",
+    "review_router",
     "router",
 ]

@@ -64,8 +64,10 @@ class PredictionRecord:
     image: ImageMeta
     input_pixels: bytes  # the 28x28 uint8 image the model saw, row-major
     owner: str  # the key that made it (its id), or `anonymous`
-    label: int | None = None
+    label: int | None = None  # a digit, or NOT_A_DIGIT_LABEL
     labeled_at: datetime | None = None
+    # Its verdict was not `digit` when it was made: it waits in the review queue until labelled.
+    flagged: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,28 @@ class LabelledQuery:
         if self.since is not None and record.labeled_at < self.since:
             return False
         return self.before is None or record.labeled_at < self.before
+
+
+@dataclass(frozen=True)
+class ReviewQuery:
+    """A page of one owner's review queue: flagged, unlabelled predictions made since ``since``,
+    least confident first, after the keyset cursor (confidence, id) of the previous page."""
+
+    owner: str
+    limit: int
+    since: datetime
+    after: tuple[float, uuid.UUID] | None = None
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    items: list[PredictionRecord]
+    next_after: tuple[float, uuid.UUID] | None  # None on the last page
+
+
+def review_key(record: PredictionRecord) -> tuple[float, str]:
+    """The review queue's order: confidence, then id (as text, as both stores sort it)."""
+    return (record.confidence, str(record.id))
 
 
 @dataclass(frozen=True)

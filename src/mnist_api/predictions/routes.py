@@ -14,7 +14,12 @@ from fastapi import APIRouter, File, Path, Query, Response, UploadFile, status
 
 from mnist_api.kernel.errors import TooManyFiles, problem_responses
 from mnist_api.keys import AUTH_PROBLEMS, KeyServiceDep, Predictor
-from mnist_api.predictions.cursor import decode_cursor, encode_cursor
+from mnist_api.predictions.cursor import (
+    decode_cursor,
+    decode_review_cursor,
+    encode_cursor,
+    encode_review_cursor,
+)
 from mnist_api.predictions.dependencies import (
     DeleterDep,
     LabelerDep,
@@ -25,11 +30,13 @@ from mnist_api.predictions.dependencies import (
 )
 from mnist_api.predictions.schemas import (
     CURSOR_PATTERN,
+    REVIEW_CURSOR_PATTERN,
     BatchItem,
     BatchResult,
     LabelUpdate,
     Prediction,
     PredictionPage,
+    ReviewPage,
 )
 
 # Every operation needs a key with a scope (when authentication is on): 401, 403 and 429 apply.
@@ -37,6 +44,9 @@ router = APIRouter(
     prefix="/v1/predictions", tags=["predictions"], responses=problem_responses(*AUTH_PROBLEMS)
 )
 legacy_router = APIRouter(tags=["legacy"], responses=problem_responses(*AUTH_PROBLEMS))
+review_router = APIRouter(
+    prefix="/v1/review", tags=["predictions"], responses=problem_responses(*AUTH_PROBLEMS)
+)
 
 UploadField = Annotated[
     UploadFile,
@@ -226,13 +236,55 @@ async def get_prediction_input(
 @router.put(
     "/{prediction_id:uuid}/label",
     summary="Correct a prediction",
-    description="Records the true digit and when it was given, for analysis and retraining.",
+    description='Records the true digit (`{"label": 7}`), or that the upload shows no digit '
+    'at all (`{"not_a_digit": true}`), and when it was given, for analysis and retraining '
+    "(`mnist-api export-labels` exports both). A labelled prediction leaves the review queue.",
     responses=problem_responses(400, 404, 413, 503),
 )
 async def set_prediction_label(
     prediction_id: PredictionId, body: LabelUpdate, caller: LabelerDep, service: ServiceDep
 ) -> Prediction:
-    return Prediction.of(await service.label(caller, prediction_id, body.label), service.thresholds)
+    record = await service.label(caller, prediction_id, None if body.not_a_digit else body.label)
+    return Prediction.of(record, service.thresholds)
+
+
+@review_router.get(
+    "",
+    summary="The predictions that most need a person, least confident first",
+    description="The caller's predictions whose verdict was not `digit` when they were made "
+    "(`uncertain`, `not_a_digit`) and that nobody has labelled yet, from the last "
+    "`MNIST_API_REVIEW_DAYS` days, least confident first. A label (`PUT "
+    "/v1/predictions/{id}/label`, a digit or `not_a_digit`) takes an item off the queue. Keyset "
+    "paging: pass `next_cursor` as `cursor` to continue.",
+    responses=problem_responses(400, 503),
+)
+async def list_review(
+    caller: ReaderDep,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="`next_cursor` of the previous page",
+            json_schema_extra={"pattern": REVIEW_CURSOR_PATTERN},
+        ),
+    ] = None,
+    owner: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="another owner's queue (a key's id, or `anonymous`): admin keys only",
+        ),
+    ] = None,
+) -> ReviewPage:
+    after = decode_review_cursor(cursor) if cursor is not None else None
+    page = await service.review(caller, limit=limit, after=after, owner=owner)
+    thresholds = service.thresholds
+    return ReviewPage(
+        items=[Prediction.of(record, thresholds) for record in page.items],
+        next_cursor=encode_review_cursor(page.next_after) if page.next_after else None,
+    )
 
 
 @router.delete(

@@ -7,17 +7,19 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mnist_api.kernel.errors import Problem
 from mnist_api.predictions.records import PredictionRecord
-from mnist_core.verdicts import Thresholds, Verdict
+from mnist_core.verdicts import NOT_A_DIGIT_LABEL, Thresholds, Verdict
 
 Digit = Annotated[int, Field(ge=0, le=9, description="a digit, 0-9")]
 # A 64-bit float, said so: generators otherwise pick 32-bit floats (Go) or decimals (Java).
 Double = Annotated[float, Field(json_schema_extra={"format": "double"})]
 # A history cursor: the last id of a page (a time-based UUID's 16 bytes) in unpadded base64url.
 CURSOR_PATTERN = "^[A-Za-z0-9_-]{22}$"
+# A review cursor: the last (confidence, id) of a page, 24 bytes in unpadded base64url.
+REVIEW_CURSOR_PATTERN = "^[A-Za-z0-9_-]{32}$"
 
 _PROBS = [0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.0006, 0.0007, 0.9962, 0.0006, 0.0004]
 _IMAGE_EXAMPLE: dict[str, Any] = {
@@ -38,6 +40,7 @@ _PREDICTION_EXAMPLE: dict[str, Any] = {
     "image": _IMAGE_EXAMPLE,
     "owner": "3f2a9c1d8e7b",
     "label": None,
+    "labeled_not_a_digit": False,
     "labeled_at": None,
 }
 
@@ -88,7 +91,13 @@ class Prediction(BaseModel):
         description="the id of the key that made it (`anonymous` without a key)",
         examples=["3f2a9c1d8e7b"],
     )
-    label: Digit | None = Field(None, description="a person's correction; null until given")
+    label: Digit | None = Field(
+        None,
+        description="a person's correction; null until given, or when they said it shows no digit",
+    )
+    labeled_not_a_digit: bool = Field(
+        False, description="a person said the upload shows no digit at all"
+    )
     labeled_at: datetime | None = Field(None, description="when the label was given (UTC)")
 
     @classmethod
@@ -96,11 +105,18 @@ class Prediction(BaseModel):
         """The schema of a stored record, judged with ``thresholds``: the one place where
         records become HTTP answers."""
         fields = {name: getattr(record, name) for name in _RECORD_FIELDS}
-        verdict = thresholds.judge(record.confidence)
-        return cls.model_validate({**fields, "verdict": verdict}, from_attributes=True)
+        nothing = record.label == NOT_A_DIGIT_LABEL
+        fields |= {
+            "verdict": thresholds.judge(record.confidence),
+            "label": None if nothing else record.label,
+            "labeled_not_a_digit": nothing,
+        }
+        return cls.model_validate(fields, from_attributes=True)
 
 
-_RECORD_FIELDS = tuple(name for name in Prediction.model_fields if name != "verdict")
+_RECORD_FIELDS = tuple(
+    name for name in Prediction.model_fields if name not in ("verdict", "labeled_not_a_digit")
+)
 
 
 class PredictionPage(BaseModel):
@@ -119,12 +135,47 @@ class PredictionPage(BaseModel):
     )
 
 
+class ReviewPage(BaseModel):
+    """A page of the review queue, least confident first."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {**_PREDICTION_EXAMPLE, "confidence": 0.31, "verdict": "not_a_digit"}
+                    ],
+                    "next_cursor": "P9PXCj1wo9dbb3qeyaER8J0uCxwtPk9Q",
+                }
+            ]
+        }
+    )
+
+    items: list[Prediction]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page",
+        pattern=REVIEW_CURSOR_PATTERN,
+    )
+
+
 class LabelUpdate(BaseModel):
-    """A person's correction of a prediction."""
+    """A person's correction of a prediction: the true digit, or that it shows no digit."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": 7}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"label": 7}, {"not_a_digit": True}]},
+    )
 
-    label: Digit = Field(strict=True)  # a JSON integer: not true, "7" or 7.0
+    label: Digit | None = Field(None, strict=True)  # a JSON integer: not true, "7" or 7.0
+    not_a_digit: bool = Field(
+        False, strict=True, description="true: the upload shows no digit (then leave out label)"
+    )
+
+    @model_validator(mode="after")
+    def _one_answer(self) -> LabelUpdate:
+        if (self.label is None) != self.not_a_digit:
+            raise ValueError("give either a digit as label, or not_a_digit: true")
+        return self
 
 
 class BatchItem(BaseModel):

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -34,13 +35,15 @@ from mnist_api.predictions.records import (
     HistoryPage,
     HistoryQuery,
     PredictionRecord,
+    ReviewPage,
+    ReviewQuery,
     StoredImage,
     id_time,
     new_id,
 )
 from mnist_api.predictions.repository import PredictionRepository
 from mnist_core.imaging import to_png
-from mnist_core.verdicts import Thresholds
+from mnist_core.verdicts import NOT_A_DIGIT_LABEL, Thresholds
 
 log = logging.getLogger("mnist_api")
 T = TypeVar("T")
@@ -132,23 +135,26 @@ class PredictionService:
         inference = await self._registry.predict(prepared.pixels)
         probabilities = inference.probabilities
         digit = int(np.argmax(probabilities))
+        confidence = float(probabilities[digit])
+        verdict = self.thresholds.judge(confidence)
         prediction_id = new_id()
         record = PredictionRecord(
             id=prediction_id,
             digit=digit,
-            confidence=float(probabilities[digit]),
+            confidence=confidence,
             probabilities=tuple(float(p) for p in probabilities),
             model_version=inference.model_version,  # from the same call as the probabilities
             created_at=id_time(prediction_id),
             image=prepared.meta,
             input_pixels=prepared.pixels.tobytes(),
             owner=caller.owner.id,
+            flagged=verdict != "digit",  # a person should look at it: the review queue
         )
         await self._stored("insert", self._repository.insert(record, prepared.data, caller.owner))
         self._metrics.predictions.labels(str(digit)).inc()
         version = record.model_version
-        self._metrics.confidence.labels(version).observe(record.confidence)
-        self._metrics.verdicts.labels(self.thresholds.judge(record.confidence), version).inc()
+        self._metrics.confidence.labels(version).observe(confidence)
+        self._metrics.verdicts.labels(verdict, version).inc()
         return record
 
     async def predict_many(self, caller: Caller, uploads: list[Upload]) -> list[BatchOutcome]:
@@ -185,6 +191,27 @@ class PredictionService:
         )
         return await self._stored("history", self._repository.history(query))
 
+    async def review(
+        self,
+        caller: Caller,
+        *,
+        limit: int,
+        after: tuple[float, uuid.UUID] | None,
+        owner: str | None = None,
+    ) -> ReviewPage:
+        """A page of the caller's review queue (one who sees all may ask for another owner's):
+        flagged predictions of the review window that nobody labelled, least confident first."""
+        if owner is not None and not caller.sees_all and owner != caller.owner.id:
+            raise Forbidden("only an admin key may review the predictions of another owner")
+        since = datetime.now(UTC) - timedelta(days=self._settings.review_days)
+        query = ReviewQuery(
+            owner=owner if owner is not None else caller.owner.id,
+            limit=limit,
+            since=since,
+            after=after,
+        )
+        return await self._stored("review", self._repository.review(query))
+
     async def get(self, caller: Caller, prediction_id: uuid.UUID) -> PredictionRecord:
         call = self._repository.get(prediction_id, caller.scope)
         return _found(await self._stored("get", call), prediction_id)
@@ -198,8 +225,12 @@ class PredictionService:
         pixels = np.frombuffer(record.input_pixels, dtype=np.uint8).reshape(28, 28)
         return await self._in_image_pool(functools.partial(to_png, pixels))
 
-    async def label(self, caller: Caller, prediction_id: uuid.UUID, label: int) -> PredictionRecord:
-        call = self._repository.set_label(prediction_id, label, now_ms(), caller.scope)
+    async def label(
+        self, caller: Caller, prediction_id: uuid.UUID, label: int | None
+    ) -> PredictionRecord:
+        """A digit, or None: a person says the upload shows no digit at all."""
+        stored_label = NOT_A_DIGIT_LABEL if label is None else label
+        call = self._repository.set_label(prediction_id, stored_label, now_ms(), caller.scope)
         return _found(await self._stored("set_label", call), prediction_id)
 
     async def delete(self, caller: Caller, prediction_id: uuid.UUID) -> None:

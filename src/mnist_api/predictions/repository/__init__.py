@@ -16,7 +16,9 @@ def open_repository(database: Database, settings: Settings) -> PredictionReposit
     if isinstance(database, CassandraDatabase):
         from mnist_api.predictions.repository.cassandra import CassandraRepository
 
-        return CassandraRepository(database, retention_s=settings.retention_s)
+        return CassandraRepository(
+            database, retention_s=settings.retention_s, review_days=settings.review_days
+        )
     if isinstance(database, NullDatabase):
         from mnist_api.predictions.repository.null import NullRepository
 

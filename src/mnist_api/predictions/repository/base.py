@@ -17,6 +17,8 @@ from mnist_api.predictions.records import (
     LabelledQuery,
     Owner,
     PredictionRecord,
+    ReviewPage,
+    ReviewQuery,
     StoredImage,
 )
 
@@ -44,6 +46,8 @@ class PredictionRepository(Protocol):
     ) -> StoredImage | None: ...
 
     async def history(self, query: HistoryQuery) -> HistoryPage: ...
+
+    async def review(self, query: ReviewQuery) -> ReviewPage: ...
 
     async def set_label(
         self, prediction_id: uuid.UUID, label: int, labeled_at: datetime, owner: str | None

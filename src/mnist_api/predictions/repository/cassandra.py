@@ -5,7 +5,9 @@ session). Statements are prepared once at start-up, with explicit column lists. 
 - ``predictions``: by id, with the model input, the owner, and where its history rows are;
 - ``prediction_images``: the original uploads, by id;
 - ``history``: every prediction twice, in its owner's partitions and in the global ones, laid out
-  as ``layout.ShardedLayout`` says, with the indexes ``history_buckets`` and ``history_months``.
+  as ``layout.ShardedLayout`` says, with the indexes ``history_buckets`` and ``history_months``;
+- ``review_queue``: the flagged predictions not yet labelled, by owner and UTC day, least
+  confident first.
 
 An insert first records the index entries (once per bucket and process) and writes the upload to
 ``prediction_images``, then the three small rows in one logged batch, so the prediction appears in
@@ -38,6 +40,8 @@ from mnist_api.predictions.records import (
     LabelledQuery,
     Owner,
     PredictionRecord,
+    ReviewPage,
+    ReviewQuery,
     StoredImage,
 )
 from mnist_api.predictions.repository.layout import (
@@ -67,6 +71,12 @@ SCAN_BUDGET = 5000  # rows a filtered history request may read before it returns
 INDEX_CACHE = 100_000  # index entries a process remembers having written
 EXPORT_CHUNK = 1000  # rows read per query by an export, which scans the predictions by token
 MIN_TOKEN = -(2**63)  # Murmur3's tokens lie above this
+DAY_S = 86_400
+
+
+def _day(moment: datetime) -> int:
+    """The UTC day number (days since 1970-01-01) of a moment: the review queue's partition."""
+    return int(moment.timestamp()) // DAY_S
 
 
 def _values(record: PredictionRecord) -> list[Any]:
@@ -136,10 +146,12 @@ class CassandraRepository:
         *,
         retention_s: int | None = None,
         layout: ShardedLayout | None = None,
+        review_days: int = 7,
     ) -> None:
         self._db = database
         self.location = database.location
         self.retention_s = retention_s
+        self.review_days = review_days
         self.layout = layout or ShardedLayout()
         self._ps: dict[str, Prepared] = {}
         self._indexed: set[tuple[str, str, int]] = set()
@@ -185,6 +197,14 @@ class CassandraRepository:
                 "delete": f"DELETE FROM {ks}.predictions WHERE id = ?",
                 "delete_image": f"DELETE FROM {ks}.prediction_images WHERE id = ?",
                 "delete_history": f"DELETE FROM {history} WHERE {partition} AND id = ?",
+                "insert_review": f"INSERT INTO {ks}.review_queue (owner, day, confidence, id) "
+                "VALUES (?, ?, ?, ?) USING TTL ?",
+                "delete_review": f"DELETE FROM {ks}.review_queue "
+                "WHERE owner = ? AND day = ? AND confidence = ? AND id = ?",
+                "review": f"SELECT confidence, id FROM {ks}.review_queue "
+                "WHERE owner = ? AND day = ? LIMIT ?",
+                "review_after": f"SELECT confidence, id FROM {ks}.review_queue "
+                "WHERE owner = ? AND day = ? AND (confidence, id) > (?, ?) LIMIT ?",
             }
         )
 
@@ -205,6 +225,16 @@ class CassandraRepository:
 
     def _ttl(self) -> int:
         return self.retention_s or 0
+
+    def _review_ttl(self) -> int:
+        """A queue row lives the review window, or the retention period when shorter."""
+        window = self.review_days * DAY_S
+        return min(window, self.retention_s) if self.retention_s else window
+
+    @staticmethod
+    def _queued(record: PredictionRecord) -> list[Any]:
+        """The key of a prediction's row in ``review_queue``."""
+        return [record.owner, _day(record.created_at), record.confidence, record.id]
 
     def _expired(self, record: PredictionRecord) -> bool:
         """Past the retention period: invisible at once, even a row written before retention
@@ -238,18 +268,15 @@ class CassandraRepository:
         fields = _values(record)
         places = [record.owner, own.bucket, own.shard, everyone.bucket, everyone.shard]
         await self._execute("insert_image", [record.id, record.image.content_type, image, ttl])
+        rows: list[tuple[str, list[Any]]] = [
+            ("insert", [record.id, *fields, *places, ttl]),
+            ("insert_history", [*own.partition, record.id, record.owner, *fields, ttl]),
+            ("insert_history", [*everyone.partition, record.id, record.owner, *fields, ttl]),
+        ]
+        if record.flagged:
+            rows.append(("insert_review", [*self._queued(record), self._review_ttl()]))
         try:
-            await self._batch(
-                "insert",
-                [
-                    ("insert", [record.id, *fields, *places, ttl]),
-                    ("insert_history", [*own.partition, record.id, record.owner, *fields, ttl]),
-                    (
-                        "insert_history",
-                        [*everyone.partition, record.id, record.owner, *fields, ttl],
-                    ),
-                ],
-            )
+            await self._batch("insert", rows)
         except StoreError:
             # Refused: take back whatever may have landed (on the replicas that can be reached,
             # which are those that took any of it), so nothing half-stored shows up later.
@@ -258,6 +285,7 @@ class CassandraRepository:
                 ("delete_history", [*own.partition, record.id]),
                 ("delete_history", [*everyone.partition, record.id]),
                 ("delete_image", [record.id]),
+                ("delete_review", self._queued(record)),
             ]
             await asyncio.gather(
                 *(self._execute(key, params) for key, params in undo), return_exceptions=True
@@ -392,6 +420,41 @@ class CassandraRepository:
                     return HistoryPage(matches, last_seen)
         return HistoryPage(matches[: query.limit], None)
 
+    # The review queue.
+
+    async def review(self, query: ReviewQuery) -> ReviewPage:
+        """The owner's partitions of the window's days, each read from the cursor on with
+        ``LIMIT`` the page, merged least confident first; then the predictions, by id."""
+        first, last = _day(query.since), _day(datetime.now(UTC))
+        chunk = query.limit + 1
+
+        async def day_rows(day: int) -> list[tuple[float, uuid.UUID]]:
+            if query.after is None:
+                result = await self._execute("review", [query.owner, day, chunk])
+            else:
+                confidence, after = query.after
+                params = [query.owner, day, confidence, after, chunk]
+                result = await self._execute("review_after", params)
+            return [
+                (float(row.column_value("confidence")), uuid.UUID(str(row.column_value("id"))))
+                for row in result
+            ]
+
+        parts = await asyncio.gather(*(day_rows(day) for day in range(first, last + 1)))
+        keyed = (
+            [((confidence, order_key(pid)), (confidence, pid)) for confidence, pid in part]
+            for part in parts
+        )
+        queued = [entry for _, entry in heapq.merge(*keyed, key=lambda item: item[0])][:chunk]
+        records = await asyncio.gather(*(self.get(pid, query.owner) for _, pid in queued))
+        items = [
+            record
+            for record in records[: query.limit]
+            if record is not None and record.label is None and record.created_at >= query.since
+        ]
+        more = len(queued) > query.limit
+        return ReviewPage(items, queued[query.limit - 1] if more else None)
+
     # Changes.
 
     async def set_label(
@@ -407,6 +470,7 @@ class CassandraRepository:
                 ("label", [*values, prediction_id]),
                 ("label_history", [*values, *stored.own, prediction_id]),
                 ("label_history", [*values, *stored.all, prediction_id]),
+                ("delete_review", self._queued(stored.record)),
             ],
         )
         return await self.get(prediction_id, owner)
@@ -421,6 +485,7 @@ class CassandraRepository:
                 ("delete", [prediction_id]),
                 ("delete_history", [*stored.own, prediction_id]),
                 ("delete_history", [*stored.all, prediction_id]),
+                ("delete_review", self._queued(stored.record)),
             ],
         )
         await self._execute("delete_image", [prediction_id])

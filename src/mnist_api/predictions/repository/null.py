@@ -13,6 +13,8 @@ from mnist_api.predictions.records import (
     LabelledQuery,
     Owner,
     PredictionRecord,
+    ReviewPage,
+    ReviewQuery,
     StoredImage,
 )
 
@@ -41,6 +43,9 @@ class NullRepository:
 
     async def history(self, query: HistoryQuery) -> HistoryPage:
         return HistoryPage([], None)
+
+    async def review(self, query: ReviewQuery) -> ReviewPage:
+        return ReviewPage([], None)
 
     async def set_label(
         self, prediction_id: uuid.UUID, label: int, labeled_at: datetime, owner: str | None

@@ -32,6 +32,8 @@ from mnist_api.predictions.records import (
     LabelledQuery,
     Owner,
     PredictionRecord,
+    ReviewPage,
+    ReviewQuery,
     StoredImage,
     id_ticks,
 )
@@ -41,9 +43,10 @@ log = logging.getLogger("mnist_api")
 RECORD_COLUMNS = (
     "id", "digit", "confidence", "probabilities", "model_version", "created_at_ms",
     "content_type", "width", "height", "size_bytes", "sha256", "input_pixels", "owner", "label",
-    "labeled_at_ms",
+    "labeled_at_ms", "flagged",
 )  # fmt: skip
 COLUMNS = ", ".join(RECORD_COLUMNS)
+LABELED_AT = RECORD_COLUMNS.index("labeled_at_ms")
 INSERT = (
     f"INSERT INTO predictions (ticks, image, {COLUMNS}) "
     f"VALUES ({', '.join('?' * (len(RECORD_COLUMNS) + 2))})"
@@ -70,13 +73,14 @@ def _row(record: PredictionRecord) -> tuple[object, ...]:
         record.owner,
         record.label,
         to_ms(record.labeled_at) if record.labeled_at else None,
+        int(record.flagged),
     )
 
 
 def _record(row: tuple[Any, ...]) -> PredictionRecord:
     """The record of a row of ``RECORD_COLUMNS``."""
     pid, digit, confidence, probs, version, created, ctype, w, h, size, sha, pixels = row[:12]
-    owner, label, at = row[12:]
+    owner, label, at, flagged = row[12:]
     return PredictionRecord(
         id=uuid.UUID(pid),
         digit=digit,
@@ -89,6 +93,7 @@ def _record(row: tuple[Any, ...]) -> PredictionRecord:
         owner=owner,
         label=label,
         labeled_at=from_ms(at) if at is not None else None,
+        flagged=bool(flagged),
     )
 
 
@@ -238,6 +243,25 @@ class SqliteRepository:
         more = len(rows) > query.limit
         return HistoryPage(items, items[-1].id if more and items else None)
 
+    async def review(self, query: ReviewQuery) -> ReviewPage:
+        """Through the partial index of flagged, unlabelled rows, (owner, confidence, id)."""
+        visible, params = self._visible(query.owner)
+        where = [visible, "flagged = 1", "label IS NULL", "created_at_ms >= ?"]
+        params.append(to_ms(query.since))
+        if query.after is not None:
+            where.append("(confidence, id) > (?, ?)")
+            params += [query.after[0], str(query.after[1])]
+        sql = (
+            f"SELECT {COLUMNS} FROM predictions WHERE {' AND '.join(where)}"
+            " ORDER BY confidence, id LIMIT ?"
+        )
+        params.append(query.limit + 1)
+        rows = await self._db.run(functools.partial(_fetch_all, sql=sql, args=params))
+        items = [_record(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        last = items[-1] if more and items else None
+        return ReviewPage(items, (last.confidence, last.id) if last is not None else None)
+
     async def set_label(
         self, prediction_id: uuid.UUID, label: int, labeled_at: datetime, owner: str | None
     ) -> PredictionRecord | None:
@@ -280,4 +304,4 @@ class SqliteRepository:
                 yield _record(row)
             if len(rows) < EXPORT_CHUNK:
                 return
-            after = (rows[-1][-1], rows[-1][0])
+            after = (rows[-1][LABELED_AT], rows[-1][0])

@@ -138,6 +138,22 @@ export function labelPrediction(id, label) {
   });
 }
 
+/** Records that an upload shows no digit at all: PUT /v1/predictions/{id}/label. */
+export function labelNotADigit(id) {
+  return request(`${API}/${encodeURIComponent(id)}/label`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ not_a_digit: true }),
+  });
+}
+
+/** One page of the review queue, least confident first: GET /v1/review. */
+export function listReview(cursor) {
+  const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+  if (cursor) params.set("cursor", cursor);
+  return request(`/v1/review?${params}`);
+}
+
 /** An image of the API as a Blob, fetched with the key (an <img> cannot send one). */
 export async function fetchImage(url) {
   const secret = apiKey;

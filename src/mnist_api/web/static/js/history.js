@@ -39,7 +39,7 @@ function renderItem(prediction, li) {
   const item = li || template.content.firstElementChild.cloneNode(true);
   item.dataset.id = prediction.id;
   item.dataset.digit = String(prediction.digit);
-  item.dataset.label = String(prediction.label ?? "");
+  item.dataset.label = prediction.labeled_not_a_digit ? "none" : String(prediction.label ?? "");
   const labelled = item.dataset.label !== "";
   const label = Number(item.dataset.label);
   item.classList.toggle("is-labelled", labelled);
@@ -72,7 +72,9 @@ function renderItem(prediction, li) {
   const badge = item.querySelector(".badge-label");
   if (labelled) {
     badge.hidden = false;
-    badge.textContent = `labelled ${prediction.label}`;
+    badge.textContent = prediction.labeled_not_a_digit
+      ? "labelled not a digit"
+      : `labelled ${prediction.label}`;
     badge.classList.toggle("badge-corrected", item.classList.contains("is-corrected"));
   } else {
     badge.hidden = true;
@@ -101,6 +103,12 @@ function renderItem(prediction, li) {
     button.tabIndex = digit === current ? 0 : -1;
   }
   return item;
+}
+
+/** Shows a changed prediction where it is in the history, if it is there. */
+export function updateInHistory(prediction) {
+  const existing = known.get(prediction.id);
+  if (existing) renderItem(prediction, existing);
 }
 
 /** Puts a new (or updated) prediction at the top of the history. */
