@@ -61,6 +61,7 @@ func upload(api *mnist.APIClient, server, dir string, digit int32) mnist.Predict
 		"Location %q for %s", response.Header.Get("Location"), prediction.Id)
 	check(prediction.Digit == digit, "digit %d read as %d", digit, prediction.Digit)
 	check(prediction.Confidence == prediction.Probabilities[digit], "confidence is not p[digit]")
+	check(string(prediction.Verdict) == "digit", "verdict %q for a golden %d", prediction.Verdict, digit)
 	request, err := http.NewRequest("GET", server+"/v1/predictions/"+prediction.Id, nil)
 	must(err, "raw request")
 	if key := os.Getenv("MNIST_API_KEY"); key != "" {

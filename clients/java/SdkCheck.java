@@ -51,6 +51,8 @@ public final class SdkCheck {
     check(prediction.getDigit() == digit, "digit " + digit + " read as " + prediction.getDigit());
     double confidence = prediction.getConfidence(); // a double, not a BigDecimal
     check(confidence == prediction.getProbabilities().get(digit), "confidence is not p[digit]");
+    String verdict = String.valueOf(prediction.getVerdict());
+    check(verdict.equals("digit"), "verdict " + verdict + " for a golden " + digit);
     return prediction;
   }
 

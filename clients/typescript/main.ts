@@ -62,6 +62,7 @@ async function upload(digit: number): Promise<Prediction> {
   check(location === `/v1/predictions/${data.id}`, `Location ${location} for ${data.id}`);
   check(data.digit === digit, `digit ${digit} read as ${data.digit}`);
   check(data.confidence === data.probabilities[digit], "confidence is not p[digit]");
+  check(data.verdict === "digit", `verdict ${data.verdict} for a golden ${digit}`);
   return data;
 }
 

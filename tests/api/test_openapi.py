@@ -32,7 +32,9 @@ EXPECTED_OPERATIONS = {
     ("get", "/v1/predictions/{prediction_id}/image"): "get_prediction_image",
     ("get", "/v1/predictions/{prediction_id}/input.png"): "get_prediction_input",
     ("put", "/v1/predictions/{prediction_id}/label"): "set_prediction_label",
+    ("put", "/v1/predictions/{prediction_id}/not-a-digit"): "set_prediction_not_a_digit",
     ("delete", "/v1/predictions/{prediction_id}"): "delete_prediction",
+    ("get", "/v1/review"): "list_review",
     ("post", "/upload"): "upload_legacy",
     ("get", "/v1/keys/me"): "get_current_key",
     ("get", "/v1/models"): "get_models",
@@ -49,7 +51,9 @@ PREDICTION_OPERATIONS = {
     "get_prediction_image",
     "get_prediction_input",
     "set_prediction_label",
+    "set_prediction_not_a_digit",
     "delete_prediction",
+    "list_review",
     "upload_legacy",
 }
 MULTIPART_BODIES = {
@@ -582,7 +586,8 @@ def test_response_schemas_are_open_to_new_fields_and_request_bodies_are_not(
     answered = {
         "Prediction", "ImageInfo", "PredictionPage", "Problem", "ValidationIssue",
         "BatchItem", "BatchResult", "Health", "Readiness", "KeyInfo", "Models", "ModelInfo",
-        "ModelTraining", "ModelCorrections", "ModelCalibration", "ModelReload", "VerdictThresholds",
+        "ModelTraining", "ModelCorrections", "ModelCalibration", "ModelReload",
+        "VerdictThresholds", "ReviewPage",
     }  # fmt: skip
     assert {name for name, schema in schemas.items() if schema.get("additionalProperties")} == (
         answered
@@ -646,7 +651,9 @@ SCOPES = {
     "get_prediction": "read",
     "get_prediction_image": "read",
     "get_prediction_input": "read",
+    "list_review": "read",
     "set_prediction_label": "label",
+    "set_prediction_not_a_digit": "label",
     "delete_prediction": "delete",
     "reload_model": "admin",
 }

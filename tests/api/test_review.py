@@ -58,9 +58,7 @@ class TestReviewQueue:
             ]
             assert all(item["label"] is None for item in queue)
 
-            nothing = await http.put(
-                f"/v1/predictions/{queue[0]['id']}/label", json={"not_a_digit": True}
-            )
+            nothing = await http.put(f"/v1/predictions/{queue[0]['id']}/not-a-digit")
             assert nothing.status_code == 200, nothing.text
             assert nothing.json()["label"] is None
             assert nothing.json()["labeled_not_a_digit"] is True
@@ -86,11 +84,8 @@ class TestReviewQueue:
         assert by_id == {queue[0]["id"]: NOT_A_DIGIT_LABEL, queue[1]["id"]: 3}
         assert np.asarray(corrections.images).shape == (2, 28, 28)
 
-    @pytest.mark.parametrize(
-        "body",
-        [{}, {"label": 3, "not_a_digit": True}, {"not_a_digit": False}, {"not_a_digit": "yes"}],
-    )
-    async def test_a_label_is_a_digit_or_not_a_digit(
+    @pytest.mark.parametrize("body", [{}, {"label": 3, "not_a_digit": True}, {"label": None}])
+    async def test_a_label_is_a_digit(
         self, model_root: Path, golden: dict[int, bytes], tmp_path: Path, body: object
     ) -> None:
         async with (

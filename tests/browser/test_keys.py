@@ -297,7 +297,7 @@ def test_sign_in_recognise_and_history(
     with page.expect_response(lambda r: r.request.method == "PUT") as answer:
         item.get_by_role("button", name="Label as 7").click()
     assert answer.value.status == 200
-    expect(item.locator(".badge")).to_have_text("labelled 7")
+    expect(item.locator(".badge-label")).to_have_text("labelled 7")
     assert secret not in page.content()
 
     key_sent_only_in_headers(watch, secret)

@@ -204,14 +204,14 @@ def test_correct_a_label(
     prediction = upload(page, "five.png", golden[5]).json()
     item = page.locator(f'#history > li[data-id="{prediction["id"]}"]')
     expect(item).to_be_visible()
-    expect(item.locator(".badge")).to_be_hidden()
+    expect(item.locator(".badge-label")).to_be_hidden()
     group = item.get_by_role("group", name="Correct digit")
     expect(group.get_by_role("button")).to_have_count(10)
 
     with page.expect_response(lambda r: r.request.method == "PUT") as answer:
         group.get_by_role("button", name="Label as 6").click()
     assert answer.value.status == 200, answer.value.text()
-    expect(item.locator(".badge")).to_have_text("labelled 6")
+    expect(item.locator(".badge-label")).to_have_text("labelled 6")
     expect(group.get_by_role("button", name="Label as 6")).to_have_attribute("aria-pressed", "true")
     expect(group.get_by_role("button", name="Label as 5")).to_have_attribute(
         "aria-pressed", "false"
@@ -227,7 +227,7 @@ def test_correct_a_label(
 
     page.reload(wait_until="networkidle")
     item = page.locator(f'#history > li[data-id="{prediction["id"]}"]')
-    expect(item.locator(".badge")).to_have_text("labelled 6")
+    expect(item.locator(".badge-label")).to_have_text("labelled 6")
 
     # A correction the service cannot take is reported on the item, and nothing changes.
     def busy(route: Route) -> None:
@@ -243,7 +243,7 @@ def test_correct_a_label(
     expect(item.get_by_role("alert")).to_have_text(
         "Correction not saved. Service busy — try again in 2 s. The database cannot be reached."
     )
-    expect(item.locator(".badge")).to_have_text("labelled 6")
+    expect(item.locator(".badge-label")).to_have_text("labelled 6")
     stored = api.get(f"/v1/predictions/{prediction['id']}").raise_for_status().json()
     assert stored["label"] == 6
 
@@ -484,5 +484,5 @@ def test_keyboard_and_accessible_names(
     assert page.evaluate("document.activeElement.dataset.digit") == str(target)
     with page.expect_response(lambda r: r.request.method == "PUT"):
         page.keyboard.press("Enter")
-    expect(item.locator(".badge")).to_have_text(f"labelled {target}")
+    expect(item.locator(".badge-label")).to_have_text(f"labelled {target}")
     expect(item.get_by_role("button", name=f"Label as {target}")).to_be_focused()

@@ -106,9 +106,7 @@ class TestApiOnCassandra:
             by_confidence = sorted(made, key=lambda m: float(m["confidence"]))  # type: ignore[arg-type]
             assert mine == [m["id"] for m in by_confidence]
             first = by_confidence[0]["id"]
-            labelled = await client.put(
-                f"/v1/predictions/{first}/label", json={"not_a_digit": True}
-            )
+            labelled = await client.put(f"/v1/predictions/{first}/not-a-digit")
             assert labelled.json()["labeled_not_a_digit"] is True
             assert first not in {item["id"] for item in await whole_queue(client)}
 

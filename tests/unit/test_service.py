@@ -30,6 +30,8 @@ from mnist_api.kernel.settings import load_settings
 from mnist_api.models import Inference, ModelRegistry
 from mnist_api.predictions.records import Caller, Owner
 from mnist_api.predictions.service import PredictionService
+from mnist_core.verdicts import DEFAULT as DEFAULT_THRESHOLDS
+from mnist_core.verdicts import Thresholds
 from tests.fixtures.fakes import FakeModel, FakeRepository
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -74,6 +76,10 @@ class Fixed:
 
     async def predict(self, pixels: object) -> Inference:
         return self.inference
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return DEFAULT_THRESHOLDS
 
 
 @pytest_asyncio.fixture(loop_scope="session")

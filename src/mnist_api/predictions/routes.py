@@ -236,15 +236,30 @@ async def get_prediction_input(
 @router.put(
     "/{prediction_id:uuid}/label",
     summary="Correct a prediction",
-    description='Records the true digit (`{"label": 7}`), or that the upload shows no digit '
-    'at all (`{"not_a_digit": true}`), and when it was given, for analysis and retraining '
-    "(`mnist-api export-labels` exports both). A labelled prediction leaves the review queue.",
+    description="Records the true digit and when it was given, for analysis and retraining. A "
+    "labelled prediction leaves the review queue.",
     responses=problem_responses(400, 404, 413, 503),
 )
 async def set_prediction_label(
     prediction_id: PredictionId, body: LabelUpdate, caller: LabelerDep, service: ServiceDep
 ) -> Prediction:
-    record = await service.label(caller, prediction_id, None if body.not_a_digit else body.label)
+    record = await service.label(caller, prediction_id, body.label)
+    return Prediction.of(record, service.thresholds)
+
+
+@router.put(
+    "/{prediction_id:uuid}/not-a-digit",
+    summary="Say that an upload shows no digit",
+    description="A person's label for an upload that is not a digit at all (a letter, a photo, "
+    "a smudge): the prediction gets `labeled_not_a_digit` and leaves the review queue, and "
+    "`mnist-api export-labels` exports it for retraining as a negative, which teaches the model "
+    "to answer such uploads with a low confidence. `PUT .../label` with a digit replaces it.",
+    responses=problem_responses(404, 503),
+)
+async def set_prediction_not_a_digit(
+    prediction_id: PredictionId, caller: LabelerDep, service: ServiceDep
+) -> Prediction:
+    record = await service.label(caller, prediction_id, None)
     return Prediction.of(record, service.thresholds)
 
 
@@ -254,7 +269,7 @@ async def set_prediction_label(
     description="The caller's predictions whose verdict was not `digit` when they were made "
     "(`uncertain`, `not_a_digit`) and that nobody has labelled yet, from the last "
     "`MNIST_API_REVIEW_DAYS` days, least confident first. A label (`PUT "
-    "/v1/predictions/{id}/label`, a digit or `not_a_digit`) takes an item off the queue. Keyset "
+    "/v1/predictions/{id}/label`, or `PUT .../not-a-digit`) takes an item off the queue. Keyset "
     "paging: pass `next_cursor` as `cursor` to continue.",
     responses=problem_responses(400, 503),
 )

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from mnist_api.kernel.errors import Problem
 from mnist_api.predictions.records import PredictionRecord
@@ -159,23 +159,11 @@ class ReviewPage(BaseModel):
 
 
 class LabelUpdate(BaseModel):
-    """A person's correction of a prediction: the true digit, or that it shows no digit."""
+    """A person's correction of a prediction."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"label": 7}, {"not_a_digit": True}]},
-    )
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"label": 7}]})
 
-    label: Digit | None = Field(None, strict=True)  # a JSON integer: not true, "7" or 7.0
-    not_a_digit: bool = Field(
-        False, strict=True, description="true: the upload shows no digit (then leave out label)"
-    )
-
-    @model_validator(mode="after")
-    def _one_answer(self) -> LabelUpdate:
-        if (self.label is None) != self.not_a_digit:
-            raise ValueError("give either a digit as label, or not_a_digit: true")
-        return self
+    label: Digit = Field(strict=True)  # a JSON integer: not true, "7" or 7.0
 
 
 class BatchItem(BaseModel):

@@ -138,13 +138,9 @@ export function labelPrediction(id, label) {
   });
 }
 
-/** Records that an upload shows no digit at all: PUT /v1/predictions/{id}/label. */
+/** Records that an upload shows no digit at all: PUT /v1/predictions/{id}/not-a-digit. */
 export function labelNotADigit(id) {
-  return request(`${API}/${encodeURIComponent(id)}/label`, {
-    method: "PUT",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ not_a_digit: true }),
-  });
+  return request(`${API}/${encodeURIComponent(id)}/not-a-digit`, { method: "PUT" });
 }
 
 /** One page of the review queue, least confident first: GET /v1/review. */
