@@ -116,6 +116,7 @@ class ModelRegistry:
         self._lock = asyncio.Lock()  # one reload at a time
         self._refused: Path | None = None  # the last artifact refused, not tried again by polls
         self._watcher: asyncio.Task[None] | None = None
+        self._thresholds: tuple[_Serving | None, Thresholds] | None = None
 
     @property
     def served(self) -> ServedModel:
@@ -127,14 +128,20 @@ class ModelRegistry:
 
     @property
     def thresholds(self) -> Thresholds:
-        """The verdict thresholds in force: the settings', else the serving model's."""
-        metadata = self._serving.model.metadata if self._serving is not None else None
+        """The verdict thresholds in force: the settings', else the serving model's (worked out
+        once per model served)."""
+        serving = self._serving
+        if self._thresholds is not None and self._thresholds[0] is serving:
+            return self._thresholds[1]
+        metadata = serving.model.metadata if serving is not None else None
         fitted = metadata.thresholds if metadata is not None else DEFAULT_THRESHOLDS
         low = self._settings.not_a_digit_below
         high = self._settings.uncertain_below
         low = fitted.not_a_digit_below if low is None else low
         high = max(fitted.uncertain_below, low) if high is None else high
-        return Thresholds(not_a_digit_below=min(low, high), uncertain_below=high)
+        thresholds = Thresholds(not_a_digit_below=min(low, high), uncertain_below=high)
+        self._thresholds = (serving, thresholds)
+        return thresholds
 
     def _current(self) -> ServableModel:
         assert self._serving is not None, "no model loaded"

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from mnist_api.kernel.schemas import Double
 from mnist_api.models.registry import Reloaded, ServedModel
 from mnist_core.verdicts import Thresholds
-
-# ``format: double``: generated clients read a float64 (Go's float32, Java's BigDecimal otherwise).
-Double = Annotated[float, Field(json_schema_extra={"format": "double"})]
 
 
 class ModelCorrections(BaseModel):

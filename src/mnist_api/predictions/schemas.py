@@ -10,12 +10,11 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from mnist_api.kernel.errors import Problem
+from mnist_api.kernel.schemas import Double
 from mnist_api.predictions.records import PredictionRecord
 from mnist_core.verdicts import NOT_A_DIGIT_LABEL, Thresholds, Verdict
 
 Digit = Annotated[int, Field(ge=0, le=9, description="a digit, 0-9")]
-# A 64-bit float, said so: generators otherwise pick 32-bit floats (Go) or decimals (Java).
-Double = Annotated[float, Field(json_schema_extra={"format": "double"})]
 # A history cursor: the last id of a page (a time-based UUID's 16 bytes) in unpadded base64url.
 CURSOR_PATTERN = "^[A-Za-z0-9_-]{22}$"
 # A review cursor: the last (confidence, id) of a page, 24 bytes in unpadded base64url.
