@@ -56,6 +56,15 @@ UploadField = Annotated[
 # place (``GET /v1/predictions/batch``) is a path of its own: 405 there, 404 anywhere else.
 PredictionId = Annotated[UUID, Path(description="the prediction's id")]
 MAX_PAGE = 100
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")]
+_CURSOR = {"max_length": 64, "description": "`next_cursor` of the previous page"}
+# Anything but a cursor this API issued: 400 invalid-cursor.
+HistoryCursor = Annotated[
+    str | None, Query(**_CURSOR, json_schema_extra={"pattern": CURSOR_PATTERN})
+]
+ReviewCursor = Annotated[
+    str | None, Query(**_CURSOR, json_schema_extra={"pattern": REVIEW_CURSOR_PATTERN})
+]
 # Images never change, but only their owner may see them: a browser keeps them for an hour, and
 # for the key that asked only (a cached copy is never handed to another key in the same browser).
 PRIVATE_CACHE = {"Cache-Control": "private, max-age=3600", "Vary": "Authorization, X-API-Key"}
@@ -149,15 +158,8 @@ async def create_predictions_batch(
 async def list_predictions(
     caller: ReaderDep,
     service: ServiceDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            description="`next_cursor` of the previous page",
-            json_schema_extra={"pattern": CURSOR_PATTERN},  # anything else: 400 invalid-cursor
-        ),
-    ] = None,
+    limit: PageSize = 20,
+    cursor: HistoryCursor = None,
     digit: Annotated[int | None, Query(ge=0, le=9, description="only this predicted digit")] = None,
     labeled: Annotated[
         bool | None, Query(description="true: only corrected ones; false: only uncorrected")
@@ -276,15 +278,8 @@ async def set_prediction_not_a_digit(
 async def list_review(
     caller: ReaderDep,
     service: ServiceDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="page size")] = 20,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=64,
-            description="`next_cursor` of the previous page",
-            json_schema_extra={"pattern": REVIEW_CURSOR_PATTERN},
-        ),
-    ] = None,
+    limit: PageSize = 20,
+    cursor: ReviewCursor = None,
     owner: Annotated[
         str | None,
         Query(
