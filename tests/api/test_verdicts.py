@@ -5,6 +5,7 @@ per model version."""
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from PIL import Image, ImageDraw
 from mnist_api.kernel.settings import SettingsError, load_settings
 from mnist_core.artifact import read_metadata
 from tests.fixtures.apps import asgi_client, running_app
+from tests.fixtures.data import ROOT
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -124,3 +126,31 @@ class TestThresholdSettings:
     async def test_refused_out_of_order(self) -> None:
         with pytest.raises(SettingsError, match="MNIST_API_NOT_A_DIGIT_BELOW"):
             load_settings(not_a_digit_below=0.95, uncertain_below=0.5)
+
+
+class TestDriftAlerts:
+    async def test_the_readme_alerts_use_metrics_the_service_exports(
+        self, model_root: Path, golden: dict[int, bytes], tmp_path: Path
+    ) -> None:
+        """The example Prometheus rules in the README name series that /metrics has."""
+        import yaml
+
+        readme = (ROOT / "README.md").read_text(encoding="utf-8")
+        block = re.search(r"```yaml\n(groups:\n  - name: mnist-drift.*?)```", readme, re.S)
+        assert block is not None
+        rules = yaml.safe_load(block.group(1))["groups"][0]["rules"]
+        assert [rule["alert"] for rule in rules] == [
+            "MnistFlaggedShareRising", "MnistConfidenceFalling",
+        ]  # fmt: skip
+        async with (
+            running_app(model_root, sqlite_path=tmp_path / "s.sqlite3") as app,
+            asgi_client(app) as http,
+        ):
+            await upload(http, golden[1])
+            metrics = (await http.get("/metrics")).text
+        exported = set(re.findall(r"^(mnist_\w+?)(?:\{| )", metrics, re.M))
+        for rule in rules:
+            named = set(re.findall(r"mnist_\w+", rule["expr"]))
+            assert named, rule
+            assert named <= exported, (named - exported, rule["alert"])
+            assert "model_version" in rule["expr"]
