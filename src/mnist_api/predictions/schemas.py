@@ -21,7 +21,6 @@ CURSOR_PATTERN = "^[A-Za-z0-9_-]{22}$"
 REVIEW_CURSOR_PATTERN = "^[A-Za-z0-9_-]{32}$"
 
 _PROBS = [0.0001, 0.0002, 0.0003, 0.0004, 0.0005, 0.0006, 0.0007, 0.9962, 0.0006, 0.0004]
-_UNSURE_PROBS = [0.05, 0.08, 0.06, 0.31, 0.07, 0.12, 0.09, 0.1, 0.07, 0.05]
 _IMAGE_EXAMPLE: dict[str, Any] = {
     "content_type": "image/png",
     "width": 280,
@@ -42,6 +41,13 @@ _PREDICTION_EXAMPLE: dict[str, Any] = {
     "label": None,
     "labeled_not_a_digit": False,
     "labeled_at": None,
+}
+_UNSURE_EXAMPLE: dict[str, Any] = {
+    **_PREDICTION_EXAMPLE,
+    "digit": 3,
+    "confidence": 0.31,
+    "probabilities": [0.05, 0.08, 0.06, 0.31, 0.07, 0.12, 0.09, 0.1, 0.07, 0.05],
+    "verdict": "not_a_digit",
 }
 
 
@@ -142,15 +148,7 @@ class ReviewPage(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "items": [
-                        {
-                            **_PREDICTION_EXAMPLE,
-                            "digit": 3,
-                            "confidence": 0.31,
-                            "probabilities": _UNSURE_PROBS,
-                            "verdict": "not_a_digit",
-                        }
-                    ],
+                    "items": [_UNSURE_EXAMPLE],
                     "next_cursor": "P9PXCj1wo9dbb3qeyaER8J0uCxwtPk9Q",
                 }
             ]
