@@ -74,7 +74,7 @@ function render(prediction) {
   verdictBadge.dataset.verdict = prediction.verdict;
   verdictBadge.textContent = verdictWords(prediction).title.toLowerCase();
   image.alt = `Upload the model read as ${prediction.digit}, ${percent(prediction.confidence)} sure`;
-  image.addEventListener("error", () => showImage(image, inputUrl(prediction.id)), { once: true });
+  image.dataset.fallback = "";
   showImage(image, imageUrl(prediction.id));
   progress.textContent = labelled === 0 ? "" : `${labelled} labelled in this round.`;
   errorText.hidden = true;
@@ -161,8 +161,16 @@ async function begin() {
   await showNext();
 }
 
+/** An original browsers cannot show (TIFF): the 28 x 28 image the model saw instead, once. */
+function onImageError() {
+  if (!current || image.dataset.fallback === current.id) return;
+  image.dataset.fallback = current.id;
+  showImage(image, inputUrl(current.id));
+}
+
 export function initReview() {
   buildButtons();
+  image.addEventListener("error", onImageError);
   start.addEventListener("click", begin);
   buttonsBox.addEventListener("click", (event) => {
     const target = event.target.closest("button[data-answer]");
