@@ -50,7 +50,8 @@ class Comparison:
     new: Side
     old: Side
     held_out: int  # corrections judged on
-    held_out_counts: list[int]  # per digit, then "not a digit"
+    held_out_counts: list[int]  # per digit
+    held_out_not_a_digit: int = 0  # "not a digit" corrections among them
 
     @property
     def candidate_wins(self) -> bool:
@@ -98,7 +99,7 @@ class Comparison:
                     a = new.corrections.per_class_accuracy[digit]
                     b = old.corrections.per_class_accuracy[digit]
                     lines.append(_row(f"  {digit} ({self.held_out_counts[digit]})", a, b))
-            nothing = self.held_out_counts[NOT_A_DIGIT_LABEL]
+            nothing = self.held_out_not_a_digit
             if nothing:
                 title = f"  not a digit ({nothing})"
                 lines.append(_row(title, new.flagged / nothing, old.flagged / nothing))
@@ -148,4 +149,5 @@ def compare(new_path: Path, old_path: Path, data: Mnist, extra: Path | None) -> 
     counts = [0] * (NOT_A_DIGIT_LABEL + 1)
     if held_out is not None:
         counts = np.bincount(held_out.labels, minlength=NOT_A_DIGIT_LABEL + 1).tolist()
-    return Comparison(sides[0], sides[1], len(held_out) if held_out is not None else 0, counts)
+    total = len(held_out) if held_out is not None else 0
+    return Comparison(sides[0], sides[1], total, counts[:10], counts[NOT_A_DIGIT_LABEL])

@@ -184,3 +184,38 @@ def test_the_rule(case: Case) -> None:
     new = Side("new", evaluation(case.new_mnist, 0, 1), new_corrections)
     comparison = Comparison(new, old, 40 if with_corrections else 0, [40] + [0] * 9)
     assert comparison.candidate_wins is case.wins, comparison.report()
+
+
+def test_not_a_digit_corrections_count_when_flagged() -> None:
+    """A "not a digit" correction is right when the model calls it not_a_digit."""
+    old = Side("old", evaluation(0.99, 0, 1), evaluation(0.5, 20, 40), flagged=2)
+    new = Side("new", evaluation(0.99, 0, 1), evaluation(0.5, 20, 40), flagged=7)
+    comparison = Comparison(new, old, 50, [40] + [0] * 9, held_out_not_a_digit=10)
+    assert (new.right, old.right) == (27, 22)
+    assert comparison.candidate_wins, comparison.report()
+    assert "  not a digit (10)" in comparison.report()
+    assert "held-out corrections 27 right against 22 of 50" in comparison.report()
+
+
+def test_compare_judges_not_a_digit_corrections(
+    model_root: Path, mnist: Mnist, tmp_path: Path
+) -> None:
+    """Non-digits people labelled "not a digit" (label 10), held out, through a real model."""
+    from mnist_core.lite import LiteClassifier
+    from mnist_core.verdicts import NOT_A_DIGIT_LABEL
+    from mnist_train.negatives import negatives
+
+    count = 200
+    path = write_corrections(
+        tmp_path / "nothing.npz", negatives(count, seed=99), np.full(count, NOT_A_DIGIT_LABEL)
+    )
+    _, held_out = load_corrections(path).split()
+    comparison = compare(model_root, model_root, mnist, path)
+    assert comparison.held_out == comparison.held_out_not_a_digit == len(held_out) > 20
+    assert comparison.new.corrections is None  # no digit among them
+    # The served model's own verdicts on the held-out images (LiteRT, calibrated).
+    served = LiteClassifier.load(model_root)
+    confidence = served.predict_batch(held_out.images).max(axis=1)
+    flagged = int((confidence < served.metadata.thresholds.not_a_digit_below).sum())
+    assert comparison.new.flagged == comparison.old.flagged == flagged > 0, comparison.report()
+    assert f"  not a digit ({len(held_out)})" in comparison.report()
