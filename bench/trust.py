@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import io
 import os
 import sys
 import tempfile
@@ -41,7 +40,6 @@ from pathlib import Path
 import httpx
 import numpy as np
 import numpy.typing as npt
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api import Server
@@ -50,7 +48,7 @@ from corruptions import CORRUPTIONS
 from imaging import drawn
 from mnist_core.artifact import read_metadata
 from mnist_core.errors import ImageError
-from mnist_core.imaging import from_bytes
+from mnist_core.imaging import from_bytes, to_png
 from mnist_core.lite import LiteClassifier
 from mnist_core.verdicts import auroc
 from mnist_train.data import Mnist, load_mnist
@@ -61,12 +59,6 @@ REFUSED_TARGET = 0.01
 FLAGGED_TARGET = 0.90
 ROBUST_TARGET = 0.97
 CLIENTS = 8
-
-
-def png(image: npt.NDArray[np.uint8]) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @dataclass
@@ -115,7 +107,7 @@ def check(results: list[bool], ok: bool, text: str) -> None:
 def through_http(
     model: Path, data: Mnist, negatives: list[tuple[str, bytes]], results: list[bool]
 ) -> None:
-    tests = [png(image) for image in data.test_images]
+    tests = [to_png(image) for image in data.test_images]
     drawings = [drawn(image) for image in data.test_images[:2000]]
     work = Path(tempfile.mkdtemp(prefix="bench-trust-"))
     env = {
@@ -266,7 +258,7 @@ def robustness(model: Path, data: Mnist, n: int, results: list[bool]) -> None:
         batch = []
         for image in images:
             try:
-                batch.append(from_bytes(png(image)))
+                batch.append(from_bytes(to_png(image)))
             except ImageError:
                 batch.append(np.zeros((28, 28), np.uint8))  # refused: counted wrong
         predicted = classifier.predict_batch(np.stack(batch)).argmax(axis=1)
