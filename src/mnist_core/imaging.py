@@ -51,6 +51,7 @@ NOISE_FLOOR = 0.1
 PAPER_SIDE = 32
 FLATTEN_FROM = 112
 UNEVEN = 0.12 * 255
+QUARTER_LIT = [0] * 64 + [255] * 192  # a point table: ink at a quarter of full white or more
 
 FloatImage = npt.NDArray[np.float32]
 MnistImage = npt.NDArray[np.uint8]
@@ -223,13 +224,15 @@ def _ink_box(ink: Image.Image, speckled: bool) -> tuple[int, int, int, int] | No
     if not speckled:
         return ink.getbbox()
     factor = max(1, min(w, h) // PAPER_SIDE)
-    coarse = ink.reduce(factor).point([0] * 64 + [255] * 192).getbbox()  # a quarter lit
+    coarse = ink.reduce(factor).point(QUARTER_LIT).getbbox()
     if coarse is None:
         return ink.getbbox()
     left, top, right, bottom = (v * factor for v in coarse)
     pad = 2 * factor  # the faint ends of strokes, below the reduced copy's threshold
     region = (max(0, left - pad), max(0, top - pad), min(w, right + pad), min(h, bottom + pad))
-    inner = ink.crop(region).getbbox()
+    # Within it, strokes at full scale, from a quarter lit: grain that passed the noise floor
+    # would otherwise widen the box by up to the padding, and the digit would come out small.
+    inner = ink.crop(region).point(QUARTER_LIT).getbbox()
     if inner is None:
         return None
     return (region[0] + inner[0], region[1] + inner[1], region[0] + inner[2], region[1] + inner[3])

@@ -154,7 +154,10 @@ def test_a_photo_lit_from_one_side_is_read_right(
     paper[top : top + 300, left : left + 300] = region * (1 - 0.8 * ink)
     photo = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
     pixels = to_mnist(Image.open(io.BytesIO(encode(photo, "JPEG"))))
-    assert max(ink_box(pixels)) >= 17  # grain beside the digit may widen its box a little
+    # The strokes fill the box as in MNIST: grain beside them must not widen it (it did, by up
+    # to a tenth of the page, and the digit came out small and faint).
+    strokes = np.where(pixels >= 64, pixels, 0).astype(np.uint8)
+    assert max(ink_box(strokes)) >= 19
     probabilities = LiteClassifier.load(model_root).predict_batch(pixels[np.newaxis])
     assert int(probabilities.argmax()) == 3, probabilities.round(3)
 
