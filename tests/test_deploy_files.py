@@ -771,3 +771,12 @@ def test_dockerignore_keeps_local_state_out(dockerignore: DockerIgnore, path: st
 )
 def test_dockerignore_keeps_the_build_inputs(dockerignore: DockerIgnore, path: str) -> None:
     assert not dockerignore.ignores(path)
+
+
+def test_docker_waits_for_the_drain(services: dict[str, dict[str, Any]]) -> None:
+    """Docker kills a container ``stop_grace_period`` after SIGTERM (10 s unless set): it must
+    outlast the service's own grace period, or the requests still in flight would be cut."""
+    grace = Settings.model_fields["grace_period_s"].default
+    given = str(services["api"]["stop_grace_period"])
+    assert given.endswith("s")
+    assert float(given.removesuffix("s")) > grace

@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mnist_api import __version__, keys, models, operations, predictions, web
 from mnist_api.kernel.databases import Database, open_database
+from mnist_api.kernel.drain import Drain, DrainMiddleware
 from mnist_api.kernel.errors import install_handlers
 from mnist_api.kernel.headers import SecurityHeadersMiddleware
 from mnist_api.kernel.limits import BodyLimitMiddleware
@@ -39,11 +40,13 @@ log = logging.getLogger("mnist_api")
 
 class State(TypedDict):
     """What the lifespan yields: each request sees it as ``request.state``, and the
-    dependencies (``SettingsDep``, ``MetricsDep``, ``RegistryDep``, ``ServiceDep``,
-    ``KeyServiceDep``) hand it out; the authentication middleware uses ``keys`` too."""
+    dependencies (``SettingsDep``, ``MetricsDep``, ``DrainDep``, ``RegistryDep``,
+    ``ServiceDep``, ``KeyServiceDep``) hand it out; the authentication middleware uses ``keys``
+    too."""
 
     settings: Settings
     metrics: Metrics
+    drain: Drain
     registry: ModelRegistry
     keys: KeyService
     predictions: PredictionService
@@ -63,12 +66,17 @@ def _ready_line(settings: Settings, registry: ModelRegistry, store: Database) ->
 
 
 def create_app(
-    settings: Settings | None = None, *, on_ready: Callable[[], None] | None = None
+    settings: Settings | None = None,
+    *,
+    on_ready: Callable[[], None] | None = None,
+    drain: Drain | None = None,
 ) -> FastAPI:
     """The app. ``on_ready`` runs once the resources are open (``mnist-api serve`` tunes the
-    process there); the tests build many apps in one process and pass nothing."""
+    process there); the tests build many apps in one process and pass nothing. ``drain``: the
+    server's, which it begins on SIGTERM (``kernel.drain``); by default one nothing begins."""
     settings = settings or load_settings()
     metrics = Metrics()
+    drain = drain or Drain()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -99,6 +107,7 @@ def create_app(
             yield State(
                 settings=settings,
                 metrics=metrics,
+                drain=drain,
                 registry=registry,
                 keys=key_service,
                 predictions=service,
@@ -126,7 +135,8 @@ def create_app(
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     # Middleware, innermost first: the body limit, then authentication (before any body is
-    # read), CORS (so preflights and refusals carry its headers), the security headers, metrics.
+    # read), CORS (so preflights and refusals carry its headers), the security headers, the
+    # drain's Connection: close, metrics.
     app.add_middleware(
         BodyLimitMiddleware,
         max_upload_bytes=settings.max_upload_bytes,
@@ -150,6 +160,7 @@ def create_app(
             ],
         )
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(DrainMiddleware, drain=drain)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     local = settings.public_url or f"http://{settings.host}:{settings.port}"
     optional = settings.auth == "off"

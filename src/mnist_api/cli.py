@@ -25,6 +25,8 @@ from mnist_api.kernel.settings import Settings, SettingsError, load_settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from mnist_api.kernel.drain import Drain
+
 log = logging.getLogger("mnist_api")
 # Threads that finish a model call or a database write wait for the event loop's thread to give
 # up the GIL; the default 5 ms switch interval adds up to that to every hand-off, and a request
@@ -40,14 +42,14 @@ def freeze_loaded_objects() -> None:
     gc.freeze()
 
 
-def serving_app(settings: Settings | None = None) -> FastAPI:
+def serving_app(settings: Settings | None = None, *, drain: Drain | None = None) -> FastAPI:
     """The app as ``mnist-api serve`` runs it, in each worker process: the process tuned for
-    serving, which an app built for tests leaves alone. A worker started by uvicorn reads its
-    settings from the environment."""
+    serving, which an app built for tests leaves alone; ``drain``: its server's. A worker reads
+    its settings from the environment."""
     from mnist_api.app import create_app
 
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # once, for the whole process
-    return create_app(settings or load_settings(), on_ready=freeze_loaded_objects)
+    return create_app(settings or load_settings(), on_ready=freeze_loaded_objects, drain=drain)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,6 +153,7 @@ def _check_model(settings: Settings) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from mnist_api.kernel.logs import log_config
     from mnist_api.kernel.metrics import MULTIPROCESS_DIR
@@ -191,16 +194,34 @@ def _serve(args: argparse.Namespace) -> None:
         "port": settings.port,
         "log_level": args.log_level,
         "log_config": logging_config,
+        # After SIGTERM and the drain delay, how long the requests in flight may take.
+        "timeout_graceful_shutdown": settings.grace_period_s - settings.drain_delay_s,
     }
     if settings.workers > 1:
         from mnist_api.kernel.workers import Workers
 
-        config = uvicorn.Config("mnist_api.cli:serving_app", factory=True, **common)
-        status = Workers(config, settings.workers).run()
+        # Each worker builds its app with its own drain (the config's app is replaced there).
+        config = uvicorn.Config(serving_app, factory=True, **common)
+        workers = Workers(
+            config,
+            serving_app,
+            settings.workers,
+            drain_delay_s=settings.drain_delay_s,
+            grace_period_s=settings.grace_period_s,
+        )
+        status = workers.run()
         if status:
             sys.exit(status)
         return
-    uvicorn.run(serving_app(settings), **common)
+    from mnist_api.kernel.drain import Drain, DrainingServer
+
+    drain = Drain()
+    server = DrainingServer(
+        uvicorn.Config(serving_app(settings, drain=drain), **common), drain, settings.drain_delay_s
+    )
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def _db(args: argparse.Namespace) -> int:

@@ -94,6 +94,11 @@ def test_serve_without_a_model_fails_with_one_line(tmp_path: Path) -> None:
             "model.predict per request: set MNIST_API_RUNTIME=tensorflow with it",
         ),
         (
+            "MNIST_API_DRAIN_DELAY_S",
+            "30",
+            "MNIST_API_DRAIN_DELAY_S (30) must be shorter than MNIST_API_GRACE_PERIOD_S (30)",
+        ),
+        (
             "MNIST_API_RUNTIME",
             "onnx",
             "MNIST_API_RUNTIME: Input should be 'litert' or 'tensorflow'",

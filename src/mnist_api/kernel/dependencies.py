@@ -6,6 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from mnist_api.kernel.drain import Drain
 from mnist_api.kernel.metrics import Metrics
 from mnist_api.kernel.settings import Settings
 
@@ -18,5 +19,10 @@ async def get_metrics(request: Request) -> Metrics:
     return cast(Metrics, request.state.metrics)
 
 
+async def get_drain(request: Request) -> Drain:
+    return cast(Drain, request.state.drain)
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+DrainDep = Annotated[Drain, Depends(get_drain)]

@@ -176,6 +176,21 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 503 answers")
+    drain_delay_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="on SIGTERM, how long new connections are still taken while /readyz says "
+        "503 (long enough for a load balancer's health checks to notice)",
+    )
+    grace_period_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="on SIGTERM, the longest the process takes to exit: the delay, then the "
+        "requests in flight (keep it under the orchestrator's own, e.g. Kubernetes' "
+        "terminationGracePeriodSeconds)",
+    )
 
     @field_validator("cassandra_contact_points", "cors_origins", mode="before")
     @classmethod
@@ -207,6 +222,16 @@ class Settings(BaseSettings):
         if low is not None and high is not None and low > high:
             raise ValueError(
                 f"MNIST_API_NOT_A_DIGIT_BELOW ({low}) is above MNIST_API_UNCERTAIN_BELOW ({high})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _drain_within_grace(self) -> Settings:
+        if self.drain_delay_s >= self.grace_period_s:
+            raise ValueError(
+                f"MNIST_API_DRAIN_DELAY_S ({self.drain_delay_s:g}) must be shorter than "
+                f"MNIST_API_GRACE_PERIOD_S ({self.grace_period_s:g}): the requests in flight "
+                "need time after the delay"
             )
         return self
 

@@ -7,7 +7,7 @@ import asyncio
 from fastapi import APIRouter, Response
 
 from mnist_api.kernel.database import StoreError
-from mnist_api.kernel.dependencies import MetricsDep, SettingsDep
+from mnist_api.kernel.dependencies import DrainDep, MetricsDep, SettingsDep
 from mnist_api.models import RegistryDep
 from mnist_api.operations.schemas import Health, Readiness
 from mnist_api.predictions import ServiceDep
@@ -23,11 +23,15 @@ async def get_health() -> Health:
 
 @router.get(
     "/readyz",
-    summary="Can the service answer uploads? (model loaded, store reachable)",
-    responses={503: {"model": Readiness, "description": "not ready"}},
+    summary="Can the service answer uploads? (model loaded, store reachable, not stopping)",
+    responses={503: {"model": Readiness, "description": "not ready, or shutting down"}},
 )
 async def get_readiness(
-    response: Response, settings: SettingsDep, registry: RegistryDep, predictions: ServiceDep
+    response: Response,
+    settings: SettingsDep,
+    drain: DrainDep,
+    registry: RegistryDep,
+    predictions: ServiceDep,
 ) -> Readiness:
     detail = None
     try:
@@ -35,10 +39,13 @@ async def get_readiness(
         reachable = True
     except (StoreError, TimeoutError) as exc:
         reachable, detail = False, f"store: {exc or 'no answer in time'}"
-    if not reachable:
+    ready = reachable and not drain.draining
+    if drain.draining:
+        detail = "shutting down: finishing the requests in flight"
+    if not ready:
         response.status_code = 503
     return Readiness(
-        status="ready" if reachable else "not ready",
+        status="ready" if ready else "not ready",
         model_loaded=True,
         model_version=registry.served.version,
         store=settings.store,
