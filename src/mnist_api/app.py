@@ -29,6 +29,8 @@ from mnist_api.kernel.headers import SecurityHeadersMiddleware
 from mnist_api.kernel.limits import BodyLimitMiddleware
 from mnist_api.kernel.metrics import Metrics, MetricsMiddleware
 from mnist_api.kernel.ratelimit import TokenBuckets
+from mnist_api.kernel.requestid import HEADER as REQUEST_ID
+from mnist_api.kernel.requestid import RequestIdMiddleware
 from mnist_api.kernel.settings import Settings, load_settings
 from mnist_api.keys import AuthenticationMiddleware, KeyService, open_key_repository
 from mnist_api.models import ModelRegistry
@@ -136,7 +138,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
     # Middleware, innermost first: the body limit, then authentication (before any body is
     # read), CORS (so preflights and refusals carry its headers), the security headers, the
-    # drain's Connection: close, metrics.
+    # drain's Connection: close, metrics, and outermost the request id.
     app.add_middleware(
         BodyLimitMiddleware,
         max_upload_bytes=settings.max_upload_bytes,
@@ -149,8 +151,9 @@ def create_app(
             allow_origins=settings.cors_origins,
             allow_credentials=False,  # keys travel in headers, never in cookies
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept", REQUEST_ID],
             expose_headers=[
+                REQUEST_ID,
                 "Location",
                 "Retry-After",
                 "WWW-Authenticate",
@@ -162,6 +165,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(DrainMiddleware, drain=drain)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(RequestIdMiddleware, log_requests=settings.log_format == "json")
     local = settings.public_url or f"http://{settings.host}:{settings.port}"
     optional = settings.auth == "off"
     app.openapi = lambda: with_servers(  # type: ignore[method-assign]

@@ -179,7 +179,7 @@ def _serve(args: argparse.Namespace) -> None:
         MNIST_API_WORKERS=str(settings.workers),
         MNIST_API_RATE_LIMIT_FILE=str(rate_limits),
     )
-    logging_config = log_config(args.log_level)
+    logging_config = log_config(args.log_level, settings.log_format)
     logging.config.dictConfig(logging_config)
     plural = "s" if settings.workers > 1 else ""
     log.info(
@@ -194,6 +194,8 @@ def _serve(args: argparse.Namespace) -> None:
         "port": settings.port,
         "log_level": args.log_level,
         "log_config": logging_config,
+        # In JSON, the service's own access line (mnist_api.access) replaces uvicorn's.
+        "access_log": settings.log_format == "plain",
         # After SIGTERM and the drain delay, how long the requests in flight may take.
         "timeout_graceful_shutdown": settings.grace_period_s - settings.drain_delay_s,
     }

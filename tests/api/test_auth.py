@@ -292,11 +292,13 @@ class TestOwnership:
             ):
                 method, path = template.split()
                 kwargs: dict[str, Any] = {"json": {"label": 1}} if method == "PUT" else {}
+                # One request id for both, so that the bodies may be compared byte for byte.
+                headers = bearer(bob) | {"X-Request-ID": "probe"}
                 theirs = await http.request(
-                    method, path.format(mine["id"]), headers=bearer(bob), **kwargs
+                    method, path.format(mine["id"]), headers=headers, **kwargs
                 )
                 missing = await http.request(
-                    method, path.format(unknown), headers=bearer(bob), **kwargs
+                    method, path.format(unknown), headers=headers, **kwargs
                 )
                 assert_problem(theirs, 404, "prediction-not-found")
                 assert theirs.text.replace(mine["id"], unknown) == missing.text

@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 
+from mnist_api.kernel.requestid import HEADER as REQUEST_ID_HEADER
+from mnist_api.kernel.requestid import current_request_id
+
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("mnist_api")
 
@@ -47,6 +50,10 @@ class Problem(BaseModel):
     instance: str | None = None
     errors: list[ValidationIssue] | None = Field(
         None, description="for validation errors: each field that failed"
+    )
+    request_id: str | None = Field(
+        default_factory=current_request_id,
+        description="the request's id, as in its X-Request-ID header and the service's logs",
     )
 
 
@@ -360,9 +367,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Starlette runs this outside every middleware, the request id's too: the id is still set
+    # (that middleware leaves it for this), but its header must be added here.
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     problem = ApiError("an unexpected error occurred; it has been logged").problem(request.url.path)
-    return problem_response(problem)
+    request_id = current_request_id()
+    return problem_response(problem, {REQUEST_ID_HEADER: request_id} if request_id else None)
 
 
 def install_handlers(app: FastAPI) -> None:

@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 503 answers")
+    log_format: Literal["plain", "json"] = Field(
+        "plain",
+        description="plain: lines for a person; json: one JSON object per line (with the request "
+        "id, and one access line per request), for a log collector",
+    )
     drain_delay_s: float = Field(
         5.0,
         ge=0,
