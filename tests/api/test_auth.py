@@ -360,6 +360,25 @@ class TestRateLimits:
             assert len(listed.json()["items"]) == 2
             assert listed.headers["ratelimit-remaining"] == "1"
 
+    async def test_one_of_several_instances_enforces_its_share(
+        self, model_root: Path, tmp_path: Path
+    ) -> None:
+        """With MNIST_API_INSTANCES=2, this instance allows half the key's rate and burst."""
+        async with running_app(
+            model_root, auth="required", instances=2, sqlite_path=tmp_path / "k.sqlite3"
+        ) as app:
+            secret = await new_key(app, "shared", rate=4.0, burst=6)
+            async with client_of(app) as http:
+                allowed = 0
+                while (await http.get("/v1/keys/me", headers=bearer(secret))).status_code == 200:
+                    allowed += 1
+                    assert allowed <= 6
+                refused = await http.get("/v1/keys/me", headers=bearer(secret))
+        assert allowed == 3
+        body = assert_problem(refused, 429, "rate-limited")
+        assert "4 requests a second (bursts of 6), each of the 2 instances" in body["detail"]
+        assert refused.headers["ratelimit-limit"] == "3"
+
 
 class TestModes:
     async def test_legacy_upload_works_with_a_key(

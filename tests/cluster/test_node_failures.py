@@ -53,9 +53,12 @@ class Stream:
     steady stream (``REQUESTS_PER_S``), which a node's failure must not interrupt; how much the
     service takes at most is the benchmark's business (``bench/history.py``)."""
 
-    def __init__(self, url: str, golden: dict[int, bytes]) -> None:
+    def __init__(
+        self, url: str, golden: dict[int, bytes], headers: dict[str, str] | None = None
+    ) -> None:
         self.url = url
         self.golden = golden
+        self.headers = headers or {}
         self.outcomes: list[Outcome] = []
         self.started = time.monotonic()
         self._stop = asyncio.Event()
@@ -76,7 +79,7 @@ class Stream:
     async def _client(self, seed: int) -> None:
         rng = random.Random(seed)
         interval = CLIENTS / REQUESTS_PER_S
-        async with httpx.AsyncClient(base_url=self.url, timeout=60) as http:
+        async with httpx.AsyncClient(base_url=self.url, timeout=60, headers=self.headers) as http:
             n = 0
             await asyncio.sleep(rng.random() * interval)
             while not self._stop.is_set():
@@ -152,11 +155,13 @@ async def node(action: str, number: int) -> None:
     await asyncio.to_thread(cluster, action, str(number))
 
 
-async def assert_all_readable(url: str, acknowledged: dict[str, int]) -> None:
+async def assert_all_readable(
+    url: str, acknowledged: dict[str, int], headers: dict[str, str] | None = None
+) -> None:
     """Every acknowledged prediction is there (by id, at the service's LOCAL_QUORUM), with its
     digit, and in the history."""
     limit = asyncio.Semaphore(16)
-    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers) as http:
 
         async def check(prediction_id: str, digit: int) -> None:
             async with limit:

@@ -158,6 +158,13 @@ class Settings(BaseSettings):
     default_key_rate: float = Field(
         10.0, gt=0, le=10_000, description="requests per second of a key created without --rate"
     )
+    instances: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="instances behind one load balancer: each enforces its share (1/N) of a "
+        "key's rate and burst, so that a key's limit holds for them all (scripts/fleet sets it)",
+    )
     rate_limit_file: Path | None = Field(
         None,
         description="shared memory for the token buckets of all workers of one instance (set by "

@@ -124,16 +124,25 @@ class KeyService:
 
     async def limit(self, principal: Principal, cost: int = 1) -> Decision | None:
         """Take ``cost`` tokens from the principal's bucket; raises ``RateLimited`` when it
-        lacks them. None for a principal without a limit."""
+        lacks them. None for a principal without a limit.
+
+        Behind a balancer with ``MNIST_API_INSTANCES`` = N, this instance's bucket is its share:
+        1/N of the key's rate, and of its burst (rounded up). A balancer that spreads a key's
+        requests evenly then lets the key make its rate through all of them together; no store
+        is shared, so no request waits for one."""
         if self._buckets is None or principal.rate is None or principal.burst is None:
             return None
+        share = self._settings.instances
+        burst = math.ceil(principal.burst / share)
         decision = await self._buckets.take(
-            principal.owner, rate=principal.rate, burst=principal.burst, cost=cost
+            principal.owner, rate=principal.rate / share, burst=burst, cost=cost
         )
         if not decision.allowed:
             rate = f"{principal.rate:g} requests a second"
             detail = f"this API key may make {rate} (bursts of {principal.burst})"
-            if cost > principal.burst:
+            if share > 1:
+                detail += f", each of the {share} instances serving it a share"
+            if cost > burst:
                 detail += f"; a request that costs {cost} can never fit: send fewer files"
             raise RateLimited(
                 detail, retry_after_s=decision.retry_after_s, headers=decision.headers()
