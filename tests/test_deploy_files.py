@@ -14,6 +14,7 @@ import os
 import posixpath
 import re
 import shlex
+import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -780,3 +781,72 @@ def test_docker_waits_for_the_drain(services: dict[str, dict[str, Any]]) -> None
     given = str(services["api"]["stop_grace_period"])
     assert given.endswith("s")
     assert float(given.removesuffix("s")) > grace
+
+
+# compose.yaml's fleet profile: two instances behind HAProxy, the settings scripts/fleet uses.
+
+FLEET_SERVICES = ("api-1", "api-2")
+HAPROXY_DIR = ROOT / "deploy" / "haproxy"
+
+
+def fleet_module() -> Any:
+    spec = importlib.util.spec_from_file_location("fleet", ROOT / "tools" / "fleet.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_compose_balancer_config_is_the_fleets() -> None:
+    """deploy/haproxy/haproxy.cfg is what scripts/fleet makes (regenerate it with
+    `scripts/fleet --compose-config > deploy/haproxy/haproxy.cfg`)."""
+    written = (HAPROXY_DIR / "haproxy.cfg").read_text(encoding="utf-8")
+    assert written == fleet_module().compose_config()
+
+
+def test_haproxy_takes_the_compose_config() -> None:
+    """HAProxy's own check of the file, with the addresses the image gives it."""
+    import shutil
+    import subprocess
+
+    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+    assert haproxy, "HAProxy is not installed (apt-get install haproxy)"
+    env = {"PATH": "/usr/bin:/bin", "BIND": ":8080", "API_1": "127.0.0.1:8101"}
+    env["API_2"] = "127.0.0.1:8102"
+    checked = subprocess.run(
+        [haproxy, "-c", "-f", str(HAPROXY_DIR / "haproxy.cfg")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_fleet_profile_matches_its_balancer(services: dict[str, dict[str, Any]]) -> None:
+    config = (HAPROXY_DIR / "haproxy.cfg").read_text(encoding="utf-8")
+    servers = re.findall(r"^\s+server (\S+) ", config, re.M)
+    assert tuple(servers) == FLEET_SERVICES
+    image_env = dict(
+        re.findall(r"^\s+(API_\d)=(\S+)", (HAPROXY_DIR / "Dockerfile").read_text(), re.M)
+    )
+    assert sorted(image_env.values()) == [f"{name}:8000" for name in FLEET_SERVICES]
+    for name in FLEET_SERVICES:
+        instance = services[name]
+        assert instance["profiles"] == ["fleet"]
+        env = service_environment(instance)
+        assert env["MNIST_API_INSTANCES"] == str(len(FLEET_SERVICES))
+        # A draining instance keeps taking connections until HAProxy's check has seen it.
+        check_s = int(re.search(r"inter (\d+)ms fall (\d+)", config).group(1)) / 1000  # type: ignore[union-attr]
+        assert float(env["MNIST_API_DRAIN_DELAY_S"]) > 2 * check_s
+        grace = Settings.model_fields["grace_period_s"].default
+        assert float(str(instance["stop_grace_period"]).removesuffix("s")) > grace
+        assert instance["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    balancer = services["balancer"]
+    assert balancer["profiles"] == ["fleet"]
+    assert set(balancer["depends_on"]) == set(FLEET_SERVICES)
+    assert (ROOT / balancer["build"]["context"]).resolve() == HAPROXY_DIR
+    # Outside the profile, `docker compose up` starts what it always did.
+    assert [name for name in ("cassandra", *APP_SERVICES) if "profiles" in services[name]] == []

@@ -47,15 +47,25 @@ def say(message: str) -> None:
     print(f"fleet: {message}", flush=True)
 
 
-def haproxy_config(port: int, backends: list[tuple[str, int]], stats_socket: Path) -> str:
-    servers = "\n".join(f"    server {name} 127.0.0.1:{p} check" for name, p in backends)
+def haproxy_config(
+    bind: str,
+    servers: list[tuple[str, str]],
+    *,
+    stats_socket: Path | None = None,
+    resolvers: bool = False,
+) -> str:
+    """HAProxy's configuration: ``bind`` the balancer's address, ``servers`` (name, address)
+    the instances; ``resolvers``: look instances up again in Docker's DNS (compose)."""
+    check = "check resolvers docker init-addr last,libc,none" if resolvers else "check"
+    lines = "\n".join(f"    server {name} {address} {check}" for name, address in servers)
+    stats = f"    stats socket {stats_socket} mode 600 level admin\n" if stats_socket else ""
+    dns = "resolvers docker\n    nameserver docker 127.0.0.11:53\n\n" if resolvers else ""
     return f"""\
 global
     log stdout format raw local0 info
-    stats socket {stats_socket} mode 600 level admin
-    maxconn 4096
+{stats}    maxconn 4096
 
-defaults
+{dns}defaults
     mode http
     log global
     option httplog
@@ -70,7 +80,7 @@ defaults
     retry-on conn-failure empty-response
 
 frontend api
-    bind 127.0.0.1:{port}
+    bind {bind}
     option forwardfor
     unique-id-format %[uuid()]
     http-request set-header X-Request-ID %[unique-id] unless {{ req.hdr(X-Request-ID) -m found }}
@@ -82,8 +92,19 @@ backend instances
     option httpchk GET /readyz
     http-check expect status 200
     default-server inter {CHECK_INTERVAL_MS}ms fall 1 rise 2
-{servers}
+{lines}
 """
+
+
+def compose_config() -> str:
+    """``deploy/haproxy/haproxy.cfg``, for compose's fleet profile: the addresses come from the
+    environment (``BIND``, ``API_1``, ``API_2``; the image sets them for compose's network)."""
+    servers = [("api-1", '"${API_1}"'), ("api-2", '"${API_2}"')]
+    header = (
+        "# HAProxy for compose.yaml's fleet profile, made by `scripts/fleet --compose-config`\n"
+        "# (the same settings as scripts/fleet's); addresses from BIND, API_1 and API_2.\n"
+    )
+    return header + haproxy_config('"${BIND}"', servers, resolvers=True)
 
 
 def haproxy_binary() -> str:
@@ -268,8 +289,9 @@ def build(args: argparse.Namespace) -> Fleet:
     ]
     config = folder / "haproxy.cfg"
     stats_socket = folder / "haproxy.sock"
+    servers = [(i.name, f"127.0.0.1:{i.port}") for i in instances]
     config.write_text(
-        haproxy_config(args.port, [(i.name, i.port) for i in instances], stats_socket),
+        haproxy_config(f"127.0.0.1:{args.port}", servers, stats_socket=stats_socket),
         encoding="utf-8",
     )
     balancer = Balancer(config, stats_socket, folder / "haproxy.log")
@@ -285,7 +307,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="the balancer's port")
     parser.add_argument("--first-port", type=int, default=8101, help="the first instance's port")
     parser.add_argument("--dir", default="var/fleet", help="configuration and logs")
+    parser.add_argument(
+        "--compose-config",
+        action="store_true",
+        help="print deploy/haproxy/haproxy.cfg (compose's fleet profile) and exit",
+    )
     args = parser.parse_args(argv)
+    if args.compose_config:
+        print(compose_config(), end="")
+        return 0
     if args.instances < 1:
         parser.error("--instances must be at least 1")
     build(args).run()
