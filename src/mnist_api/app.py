@@ -32,6 +32,7 @@ from mnist_api.kernel.ratelimit import TokenBuckets
 from mnist_api.kernel.requestid import HEADER as REQUEST_ID
 from mnist_api.kernel.requestid import RequestIdMiddleware
 from mnist_api.kernel.settings import Settings, load_settings
+from mnist_api.kernel.tracing import Tracing
 from mnist_api.keys import AuthenticationMiddleware, KeyService, open_key_repository
 from mnist_api.models import ModelRegistry
 from mnist_api.openapi import DESCRIPTION, TAGS, build_spec, with_servers
@@ -80,9 +81,12 @@ def create_app(
     metrics = Metrics()
     drain = drain or Drain()
 
+    tracing = Tracing.off()  # until the app exists to be instrumented
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         async with AsyncExitStack() as stack:
+            stack.callback(tracing.close)  # last: the spans of the requests that finished
             stack.callback(metrics.close)
             registry = ModelRegistry(settings, metrics)
             await registry.open()
@@ -102,7 +106,7 @@ def create_app(
             # Few threads for image work: many would fight the event loop for the GIL.
             images = ThreadPoolExecutor(settings.image_threads, thread_name_prefix="images")
             stack.push_async_callback(asyncio.to_thread, images.shutdown, wait=True)
-            service = PredictionService(settings, registry, store, metrics, images)
+            service = PredictionService(settings, registry, store, metrics, images, tracing)
             if on_ready is not None:
                 on_ready()
             log.info("%s", _ready_line(settings, registry, database))
@@ -165,7 +169,12 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(DrainMiddleware, drain=drain)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.add_middleware(RequestIdMiddleware, log_requests=settings.log_format == "json")
+    tracing = Tracing.from_settings(settings, app)
+    app.add_middleware(
+        RequestIdMiddleware,
+        log_requests=settings.log_format == "json",
+        on_request_id=tracing.tag_request if tracing.on else None,
+    )
     local = settings.public_url or f"http://{settings.host}:{settings.port}"
     optional = settings.auth == "off"
     app.openapi = lambda: with_servers(  # type: ignore[method-assign]

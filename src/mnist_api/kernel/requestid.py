@@ -11,6 +11,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -39,13 +40,21 @@ def _given(scope: Scope) -> str | None:
 
 
 class RequestIdMiddleware:
-    """Outermost: gives the request its id before anything else can answer it, echoes it, and
-    with ``log_requests`` writes one access line per request (method, path, route, status,
-    duration, client, id) in place of uvicorn's."""
+    """Outermost of the app's own (inside tracing's server span): gives the request its id
+    before anything else can answer it, echoes it, and with ``log_requests`` writes one access
+    line per request (method, path, route, status, duration, client, id) in place of
+    uvicorn's."""
 
-    def __init__(self, app: ASGIApp, *, log_requests: bool) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        log_requests: bool,
+        on_request_id: Callable[[str], None] | None = None,
+    ) -> None:
         self.app = app
         self.log_requests = log_requests
+        self.on_request_id = on_request_id  # e.g. to name it on the request's trace span
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,6 +62,8 @@ class RequestIdMiddleware:
             return
         request_id = _given(scope) or uuid.uuid4().hex
         token = _current.set(request_id)
+        if self.on_request_id is not None:
+            self.on_request_id(request_id)
         started = time.perf_counter()
         status = 500  # unless a response starts
 

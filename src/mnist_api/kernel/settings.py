@@ -183,6 +183,16 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     retry_after_s: int = Field(1, ge=1, description="Retry-After on 503 answers")
+    otlp_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="an OTLP/HTTP collector (e.g. http://otel-collector:4318): traces are sent "
+        "to its /v1/traces; unset: no tracing at all",
+    )
+    otel_service_name: str = Field("mnist-api", min_length=1, description="service.name of spans")
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="the share of requests traced (a caller's decision wins)"
+    )
     log_format: Literal["plain", "json"] = Field(
         "plain",
         description="plain: lines for a person; json: one JSON object per line (with the request "

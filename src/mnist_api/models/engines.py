@@ -35,11 +35,23 @@ Pixels = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)
+class BatchTiming:
+    """When an input joined the queue, and when its batch's model call began and ended
+    (``time.time_ns()``), with the batch's size: for tracing."""
+
+    queued_ns: int
+    started_ns: int
+    finished_ns: int
+    size: int
+
+
+@dataclass(frozen=True)
 class Inference:
     """One input's answer: ten probabilities, and the model version that computed them."""
 
     probabilities: Probabilities
     model_version: str
+    timing: BatchTiming | None = None  # from the batcher
 
 
 class BatchModel(Protocol):
@@ -80,6 +92,7 @@ async def _shut_down(executor: ThreadPoolExecutor | None) -> None:
 class _Job:
     pixels: Pixels
     future: asyncio.Future[Inference]
+    queued_ns: int
 
 
 class Batcher:
@@ -139,7 +152,7 @@ class Batcher:
             raise Unavailable("the inference worker is not running")
         future: asyncio.Future[Inference] = asyncio.get_running_loop().create_future()
         try:
-            self._queue.put_nowait(_Job(pixels, future))
+            self._queue.put_nowait(_Job(pixels, future, time.time_ns()))
         except asyncio.QueueFull:
             self._metrics.rejected.inc()
             raise Overloaded(
@@ -193,14 +206,17 @@ class Batcher:
             model = self._model()  # one model for the whole batch: its version goes with it
             pixels = np.stack([job.pixels for job in batch])
             started = time.perf_counter()
+            started_ns = time.time_ns()
             probabilities = await asyncio.get_running_loop().run_in_executor(
                 self._executor, model.predict_batch, pixels
             )
+            finished_ns = time.time_ns()
             self._metrics.batch_seconds.observe(time.perf_counter() - started)
             self._metrics.batch_size.observe(len(batch))
             for job, probs in zip(batch, probabilities, strict=True):
                 if not job.future.done():
-                    job.future.set_result(Inference(probs, model.version))
+                    timing = BatchTiming(job.queued_ns, started_ns, finished_ns, len(batch))
+                    job.future.set_result(Inference(probs, model.version, timing))
         except Exception as exc:
             for job in batch:
                 if not job.future.done():

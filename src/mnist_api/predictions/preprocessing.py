@@ -7,6 +7,7 @@ the service's limits and turns imaging errors into problem details.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 from mnist_api.kernel.errors import (
@@ -27,6 +28,10 @@ class PreparedUpload:
     data: bytes
     meta: ImageMeta
     pixels: imaging.MnistImage  # 28x28 uint8, MNIST polarity
+    # time.time_ns() when decoding began, when it ended (preprocessing began), and at the end.
+    started_ns: int = 0
+    decoded_ns: int = 0
+    finished_ns: int = 0
 
 
 def prepare(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedUpload:
@@ -35,8 +40,10 @@ def prepare(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedUpload:
         raise EmptyFile("the uploaded file is empty")
     if len(data) > max_bytes:
         raise PayloadTooLarge(f"the file is over the limit of {max_bytes} bytes")
+    started = time.time_ns()
     try:
         decoded = imaging.decode(data, max_pixels=max_pixels)
+        decoded_at = time.time_ns()
         pixels = imaging.to_mnist(decoded.image)
     except imaging.UnsupportedImageError as exc:
         raise UnsupportedImageType(str(exc)) from exc
@@ -53,4 +60,4 @@ def prepare(data: bytes, *, max_bytes: int, max_pixels: int) -> PreparedUpload:
         size_bytes=len(data),
         sha256=hashlib.sha256(data).hexdigest(),
     )
-    return PreparedUpload(data, meta, pixels)
+    return PreparedUpload(data, meta, pixels, started, decoded_at, time.time_ns())

@@ -28,6 +28,7 @@ from mnist_api.kernel.errors import ApiError, Forbidden, PredictionNotFound, Sto
 from mnist_api.kernel.metrics import Metrics
 from mnist_api.kernel.settings import Settings
 from mnist_api.kernel.timing import now_ms
+from mnist_api.kernel.tracing import Attributes, Tracing
 from mnist_api.models import Inference
 from mnist_api.predictions.preprocessing import prepare
 from mnist_api.predictions.records import (
@@ -83,8 +84,10 @@ class PredictionService:
         repository: PredictionRepository,
         metrics: Metrics,
         images: Executor,
+        tracing: Tracing | None = None,
     ) -> None:
         self._settings = settings
+        self._tracing = tracing or Tracing.off()
         self._images = images  # a few threads for decoding and preprocessing uploads
         self._registry = registry
         self._repository = repository
@@ -132,7 +135,22 @@ class PredictionService:
                 max_pixels=self._settings.max_image_pixels,
             )
         )
+        tracing = self._tracing
+        if tracing.on:
+            meta = prepared.meta
+            size: Attributes = {"image.type": meta.content_type, "image.width": meta.width}
+            size |= {"image.height": meta.height, "image.bytes": meta.size_bytes}
+            tracing.record("decode", prepared.started_ns, prepared.decoded_ns, size)
+            tracing.record("preprocess", prepared.decoded_ns, prepared.finished_ns)
         inference = await self._registry.predict(prepared.pixels)
+        if tracing.on and inference.timing is not None:
+            timing = inference.timing
+            tracing.record("queue wait", timing.queued_ns, timing.started_ns)
+            batch: Attributes = {
+                "batch.size": timing.size,
+                "model.version": inference.model_version,
+            }
+            tracing.record("model call", timing.started_ns, timing.finished_ns, batch)
         probabilities = inference.probabilities
         digit = int(np.argmax(probabilities))
         confidence = float(probabilities[digit])
@@ -150,7 +168,9 @@ class PredictionService:
             owner=caller.owner.id,
             flagged=verdict != "digit",  # a person should look at it: the review queue
         )
-        await self._stored("insert", self._repository.insert(record, prepared.data, caller.owner))
+        with tracing.span("store write"):
+            insert = self._repository.insert(record, prepared.data, caller.owner)
+            await self._stored("insert", insert)
         self._metrics.predictions.labels(str(digit)).inc()
         version = record.model_version
         self._metrics.confidence.labels(version).observe(confidence)
