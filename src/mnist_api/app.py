@@ -81,7 +81,7 @@ def create_app(
     metrics = Metrics()
     drain = drain or Drain()
 
-    tracing = Tracing.off()  # until the app exists to be instrumented
+    tracing = Tracing.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
@@ -169,7 +169,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(DrainMiddleware, drain=drain)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    tracing = Tracing.from_settings(settings, app)
+    tracing.instrument(app)
     app.add_middleware(
         RequestIdMiddleware,
         log_requests=settings.log_format == "json",

@@ -30,15 +30,14 @@ class Drain:
     """Whether this process has been asked to stop; readiness and every response read it."""
 
     def __init__(self) -> None:
-        self._since: float | None = None
+        self._draining = False
 
     @property
     def draining(self) -> bool:
-        return self._since is not None
+        return self._draining
 
     def begin(self) -> None:
-        if self._since is None:
-            self._since = time.monotonic()
+        self._draining = True
 
 
 class DrainMiddleware:
@@ -69,9 +68,9 @@ class DrainMiddleware:
 
 class DrainingServer(uvicorn.Server):
     """Uvicorn's server, stopping on SIGTERM in the steps above: ``drain`` is the app's,
-    ``delay_s`` step 2; step 3's limit is the config's ``timeout_graceful_shutdown``. It exits
-    normally after a SIGTERM (uvicorn re-raises the signal once stopped, which makes the exit
-    status 143)."""
+    ``delay_s`` step 2; step 3's limit is the config's ``timeout_graceful_shutdown``. After a
+    SIGTERM it returns normally, so the process exits 0 (uvicorn's own raises the signal again
+    once stopped, and the process ends with status 143)."""
 
     def __init__(self, config: uvicorn.Config, drain: Drain, delay_s: float) -> None:
         super().__init__(config)

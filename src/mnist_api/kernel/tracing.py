@@ -43,13 +43,11 @@ class Tracing:
         return cls()
 
     @classmethod
-    def from_settings(cls, settings: Settings, app: FastAPI) -> Tracing:
-        """Off without an endpoint; else a provider of the app's own, exporting there, and the
-        FastAPI instrumentation on ``app``."""
+    def from_settings(cls, settings: Settings) -> Tracing:
+        """Off without an endpoint; else a provider of the app's own, exporting there."""
         if settings.otlp_endpoint is None:
             return cls.off()
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -69,13 +67,20 @@ class Tracing:
         )
         endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        return cls(provider)
+
+    def instrument(self, app: FastAPI) -> None:
+        """The FastAPI instrumentation's server spans on ``app`` (when on)."""
+        if self._provider is None:
+            return
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
         FastAPIInstrumentor.instrument_app(
             app,
-            tracer_provider=provider,
+            tracer_provider=self._provider,
             excluded_urls=EXCLUDED_URLS,
             exclude_spans=["receive", "send"],
         )
-        return cls(provider)
 
     @property
     def on(self) -> bool:
