@@ -31,8 +31,12 @@ class TestRequestIds:
         answer = await client.get("/readyz", headers={"X-Request-ID": given})
         assert answer.headers["x-request-id"] == given
 
-    @pytest.mark.parametrize("given", ["two words", "x" * 129, 'quote"d', ""])
-    async def test_an_unusable_one_is_replaced(self, client: httpx.AsyncClient, given: str) -> None:
+    @pytest.mark.parametrize(
+        "given", ["two words", "x" * 129, 'quote"d', "", "tab\tbed", "caf\xe9".encode("latin-1")]
+    )
+    async def test_an_unusable_one_is_replaced(
+        self, client: httpx.AsyncClient, given: str | bytes
+    ) -> None:
         answer = await client.get("/healthz", headers={"X-Request-ID": given})
         assert MADE.match(answer.headers["x-request-id"])
 

@@ -1,8 +1,8 @@
 """Request ids: every request gets one, from the client's ``X-Request-ID`` when it sends a
 usable one (a balancer or a calling service may have made it already), or a new one. It comes
-back in the ``X-Request-ID`` response header and in problem bodies (``request_id``), and every
-log line written while the request runs carries it, so one id finds a request in the client's
-report, the balancer's log and every instance's log.
+back in the ``X-Request-ID`` response header and in problem bodies (``request_id``), and the
+log lines written in the request's task carry it, so one id finds a request in the client's
+report, the balancer's log and the instance's log.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ HEADER = "X-Request-ID"
 _HEADER = HEADER.lower().encode()
 # What an id taken from a client may hold: visible ASCII without quotes, spaces or separators
 # that would need escaping in a header or a log line.
-USABLE = re.compile(r"^[A-Za-z0-9._~:/+=@-]{1,128}$")
+USABLE = re.compile(r"[A-Za-z0-9._~:/+=@-]{1,128}")
 
 _current: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("mnist_api.access")
@@ -35,7 +35,7 @@ def _given(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == _HEADER:
             text = value.decode("latin-1")
-            return text if USABLE.match(text) else None
+            return text if USABLE.fullmatch(text) else None
     return None
 
 
