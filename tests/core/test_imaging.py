@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from mnist_core.errors import ImageError, MnistError
 from mnist_core.imaging import (
@@ -22,6 +22,7 @@ from mnist_core.imaging import (
     InvalidImageError,
     NoInkError,
     UnsupportedImageError,
+    _sheet,
     decode,
     from_bytes,
     model_input,
@@ -136,6 +137,31 @@ def test_centre_of_mass_at_the_centre(golden: dict[int, bytes], digit: int) -> N
     cy, cx = centre_of_mass(from_bytes(golden[digit]))
     assert abs(cy - 14) <= 1, (cy, cx)
     assert abs(cx - 14) <= 1, (cy, cx)
+
+
+@pytest.mark.parametrize("digit", [3, 7])
+def test_a_sheet_on_a_dark_desk_is_read_right(
+    golden: dict[int, bytes], model_root: Path, digit: int
+) -> None:
+    """A light sheet with the digit on it, photographed on a darker desk that fills the edges
+    of the picture: the desk used to set the polarity, so the sheet became the ink."""
+    page = Image.new("L", (1200, 900), 45)
+    page.paste(picture(golden, digit).resize((420, 420)), (390, 240))  # the sheet, 280 -> 420
+    pixels = to_mnist(Image.open(io.BytesIO(encode(page, "JPEG", quality=90))))
+    strokes = np.where(pixels >= 64, pixels, 0).astype(np.uint8)
+    assert max(ink_box(strokes)) >= 19
+    probabilities = LiteClassifier.load(model_root).predict_batch(pixels[np.newaxis])
+    assert int(probabilities.argmax()) == digit, probabilities.round(3)
+
+
+def test_a_bold_light_digit_on_dark_is_not_a_sheet() -> None:
+    """A solid light shape on dark paper, as wide as a sheet, with nothing dark inside it, is
+    read as ink (a bold stroke), not as a sheet to crop to."""
+    page = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(page).rectangle((60, 40, 200, 240), fill=255)
+    assert _sheet(page) is None
+    pixels = to_mnist(page)
+    assert ink_box(pixels) == (20, 14)  # the shape itself, scaled to 20 px
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
