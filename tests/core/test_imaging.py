@@ -139,14 +139,18 @@ def test_centre_of_mass_at_the_centre(golden: dict[int, bytes], digit: int) -> N
     assert abs(cx - 14) <= 1, (cy, cx)
 
 
-@pytest.mark.parametrize("digit", [3, 7])
+@pytest.mark.parametrize(("digit", "turned"), [(3, 0), (7, 0), (3, 15), (7, 25)])
 def test_a_sheet_on_a_dark_desk_is_read_right(
-    golden: dict[int, bytes], model_root: Path, digit: int
+    golden: dict[int, bytes], model_root: Path, digit: int, turned: int
 ) -> None:
     """A light sheet with the digit on it, photographed on a darker desk that fills the edges
-    of the picture: the desk used to set the polarity, so the sheet became the ink."""
+    of the picture, square to the camera or turned: the desk used to set the polarity, so the
+    sheet became the ink."""
+    sheet = picture(golden, digit).resize((420, 420))
+    mask = Image.new("L", sheet.size, 255).rotate(turned, expand=True)
+    sheet = sheet.rotate(turned, expand=True)
     page = Image.new("L", (1200, 900), 45)
-    page.paste(picture(golden, digit).resize((420, 420)), (390, 240))  # the sheet, 280 -> 420
+    page.paste(sheet, (600 - sheet.width // 2, 450 - sheet.height // 2), mask)
     pixels = to_mnist(Image.open(io.BytesIO(encode(page, "JPEG", quality=90))))
     strokes = np.where(pixels >= 64, pixels, 0).astype(np.uint8)
     assert max(ink_box(strokes)) >= 19
@@ -154,14 +158,17 @@ def test_a_sheet_on_a_dark_desk_is_read_right(
     assert int(probabilities.argmax()) == digit, probabilities.round(3)
 
 
-def test_a_bold_light_digit_on_dark_is_not_a_sheet() -> None:
-    """A solid light shape on dark paper, as wide as a sheet, with nothing dark inside it, is
-    read as ink (a bold stroke), not as a sheet to crop to."""
-    page = Image.new("L", (280, 280), 0)
-    ImageDraw.Draw(page).rectangle((60, 40, 200, 240), fill=255)
-    assert _sheet(page) is None
-    pixels = to_mnist(page)
-    assert ink_box(pixels) == (20, 14)  # the shape itself, scaled to 20 px
+def test_bold_light_digits_on_dark_are_not_sheets() -> None:
+    """Solid light shapes on dark paper, as large as a sheet: a bar and a fat ring (a bold 1, a
+    bold 0, its hole a quarter of its width) are read as ink, not as sheets to crop to."""
+    bar = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(bar).rectangle((60, 40, 200, 240), fill=255)
+    ring = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(ring).ellipse((50, 30, 230, 250), fill=255)
+    ImageDraw.Draw(ring).ellipse((115, 90, 165, 190), fill=0)
+    for shape in (bar, ring):
+        assert _sheet(shape) is None
+    assert ink_box(to_mnist(bar)) == (20, 14)  # the shape itself, scaled to 20 px
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
