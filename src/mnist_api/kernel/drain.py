@@ -21,6 +21,7 @@ import time
 from types import FrameType
 
 import uvicorn
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("mnist_api")
@@ -55,12 +56,7 @@ class DrainMiddleware:
 
         async def send_closing(message: Message) -> None:
             if message["type"] == "http.response.start" and self.drain.draining:
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() != b"connection"
-                ]
-                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+                MutableHeaders(scope=message)["Connection"] = "close"
             await send(message)
 
         await self.app(scope, receive, send_closing)
