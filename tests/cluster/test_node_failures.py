@@ -6,7 +6,8 @@ stream of uploads and history reads through HTTP:
   during the freeze is reported;
 - two nodes down: uploads answer 503 with Retry-After, nothing acknowledged is lost, and the
   service recovers by itself when a node comes back. While only the node killed in the first
-  test is up, it alone holds every prediction acknowledged before: it caught up.
+  test is up, it alone holds every prediction acknowledged before: it caught up;
+- a node restarted while the seed is slow to answer still joins.
 
 The tests run in this order on one cluster; ``scripts/test`` starts it after the other tests
 (``-m cluster``). Figures go to ``test-artifacts/cluster/``.
@@ -337,3 +338,41 @@ async def assert_held_by_node_2(keyspace: str, acknowledged: dict[str, int]) -> 
     finally:
         await session.close()
         session_cluster.destroy()
+
+
+class TestNodeRestarts:
+    async def test_a_node_restarts_while_the_seed_is_slow_to_answer(
+        self, cassandra_cluster: None
+    ) -> None:
+        """A restarting node's first gossip (Cassandra's shadow round) waits for the seed's
+        answer. Node 2 restarted while the seed is frozen for 3 s, from the moment node 2 starts
+        listening, must still start: with a ring delay of 0 it gave up after one second ("Unable
+        to gossip with any peers"), as it once did with the seed busy under a stream of uploads."""
+        log = node_log(2)
+        started_before = log.read_text(errors="replace").count(LISTENING)
+        await node("kill", 2)
+        restart = asyncio.create_task(node("restart", 2))
+        try:
+            deadline = time.monotonic() + 120
+            while log.read_text(errors="replace").count(LISTENING) == started_before:
+                assert not restart.done(), "node 2 ended its start before listening"
+                assert time.monotonic() < deadline, "node 2 did not start listening in 120 s"
+                await asyncio.sleep(0.05)
+            await node("freeze", 1)
+            await asyncio.sleep(3)
+        finally:
+            await node("thaw", 1)
+        await restart  # the command fails (with node 2's log) when the node does not start
+        node_2 = cluster("status").splitlines()[1]
+        assert node_2.startswith("node2"), node_2
+        assert "CQL answering" in node_2, node_2
+
+
+LISTENING = "InboundConnectionInitiator - Listening on address"
+
+
+def node_log(number: int) -> Path:
+    """Node NUMBER's system.log, where ``scripts/cassandra cluster status`` says the files are."""
+    status = cluster("status")
+    files = next(line for line in status.splitlines() if line.startswith("files: "))
+    return Path(files.removeprefix("files: ").split(" (")[0]) / f"node{number}/logs/system.log"
