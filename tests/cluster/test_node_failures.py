@@ -21,7 +21,7 @@ import json
 import random
 import statistics
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,10 +280,11 @@ class TestNodeFailures:
         # on nodes 1 and 3; killed, they would take undelivered ones along. Node 2 alone holds
         # everything once the hint files for it are gone.
         await asyncio.sleep(max(0.0, LAST_WRITE_AT + HINTS_ON_DISK_AFTER_S - time.monotonic()))
-        hint_files = await hints_for_node_2()
+        hints_for_node_2 = await hint_file_counter(2)
+        hint_files = hints_for_node_2()
 
         async def hints_delivered() -> bool:
-            return await hints_for_node_2() == 0
+            return hints_for_node_2() == 0
 
         hints_wait_s = await wait_until(hints_delivered, 120, "hints for node 2 delivered")
         try:
@@ -379,14 +380,16 @@ def log_troubles(number: int, lines: int = 30) -> list[str]:
     return [line[:400] for line in text.splitlines() if any(m in line for m in marks)][-lines:]
 
 
-async def hints_for_node_2() -> int:
-    """Hint files that nodes 1 and 3 keep for node 2. A file stays on disk until every hint in it
-    is delivered (``system_views.pending_hints`` leaves out the file being delivered)."""
-    async with node_session(HOSTS[1]) as session:
+async def hint_file_counter(number: int) -> Callable[[], int]:
+    """A count of the hint files the other nodes keep for node NUMBER. A file stays on disk until
+    every hint in it is delivered (``system_views.pending_hints`` leaves out the file being
+    delivered)."""
+    async with node_session(HOSTS[number - 1]) as session:
         local = await session.execute(acsylla.create_statement("SELECT host_id FROM system.local"))
         host_id = str(local.first().as_dict()["host_id"])
-    folders = [cluster_files() / f"node{number}/data/hints" for number in (1, 3)]
-    return sum(len(list(folder.glob(f"{host_id}-*.hints"))) for folder in folders)
+    files = cluster_files()
+    folders = [files / f"node{other}/data/hints" for other in (1, 2, 3) if other != number]
+    return lambda: sum(len(list(folder.glob(f"{host_id}-*.hints"))) for folder in folders)
 
 
 class TestNodeRestarts:
