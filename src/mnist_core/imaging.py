@@ -45,6 +45,10 @@ ORIENTATION = 0x0112  # the EXIF tag; 5 to 8 turn the picture a quarter
 MIN_CONTRAST = 0.12
 # After normalisation, values below this are paper texture or compression noise.
 NOISE_FLOOR = 0.1
+# A background this close to mid-grey says nothing of the ink's polarity (white chalk on grey,
+# black pen on grey paper): the ink is then on the side of the background where the image
+# reaches further, judged from its 1st and 99th percentiles.
+MID_GREY = (96.0, 160.0)
 # On unevenly lit images with at least FLATTEN_FROM pixels on the shorter side, the paper's own
 # level is estimated on a copy reduced to about PAPER_SIDE pixels (strokes filtered out of it)
 # and taken away, and the ink's box is found on such a copy first, where grain averages away.
@@ -204,14 +208,19 @@ Histograms = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]  # whole image,
 
 def ink_table(grey: Image.Image, histograms: Histograms | None = None) -> list[int]:
     """The 256-entry table that takes grey levels to MNIST ink (high on a black background):
-    polarity from the edges' median, the background level removed, the ink's own level (a high
+    polarity from the edges' median (from the image's tails when that is mid-grey, ``MID_GREY``),
+    the background level removed, the ink's own level (a high
     percentile of the pixels clearly off the background, so a small digit on a large page counts
     as much as one that fills the frame) brought to 255, paper texture below the noise floor
     set to 0. Made from histograms (``_histograms(grey)``, computed here unless given), so it
     costs one pass over the pixels, in C."""
     counts, border = histograms if histograms is not None else _histograms(grey)
     background = _percentile(border, 50)
-    inverted = background > 127.5  # dark ink on light paper
+    if MID_GREY[0] <= background <= MID_GREY[1]:
+        darkest, lightest = _percentile(counts, 1), _percentile(counts, 99)
+        inverted = background - darkest > lightest - background  # dark ink on grey
+    else:
+        inverted = background > 127.5  # dark ink on light paper
     if inverted:
         counts, background = counts[::-1], 255.0 - background
     levels = np.arange(256, dtype=np.float64)

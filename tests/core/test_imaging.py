@@ -243,6 +243,18 @@ def test_paper_and_pen_levels_do_not_matter(three: Image.Image, reference: Pixel
     assert mad(to_mnist(blackboard), reference) < 2
 
 
+@pytest.mark.parametrize("paper", [100, 128, 155])
+def test_on_mid_grey_either_ink_is_read(three: Image.Image, reference: Pixels, paper: int) -> None:
+    """On a background near mid-grey its level tells nothing: white chalk on a grey slate (a
+    picture brightened by half, as MNIST-C's brightness does) was taken for dark ink on light
+    paper, and the grey became the digit."""
+    darkness = (255 - np.asarray(three).astype(np.float64)) / 255
+    chalk = Image.fromarray(np.round(paper + (255 - paper) * darkness).astype(np.uint8))
+    pen = Image.fromarray(np.round(paper - paper * darkness).astype(np.uint8))
+    assert mad(to_mnist(chalk), reference) < 2
+    assert mad(to_mnist(pen), reference) < 2
+
+
 @pytest.mark.parametrize(
     ("orientation", "stored_as"),
     [
