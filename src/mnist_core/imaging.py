@@ -4,10 +4,11 @@ This module is the one place where images become model inputs: the API uses it f
 ``mnist-train predict`` for files, so serving and training cannot drift apart.
 
 The steps follow how MNIST itself was made: apply the EXIF orientation; take the first frame;
-composite transparency onto white; convert to grey; bring dark-on-light ink to MNIST's polarity
-(white ink on black); remove the background level; crop to the ink's bounding box; scale so the
-longer side is 20 px, keeping the aspect ratio, with anti-aliasing; and place the result in a
-28x28 field with its centre of mass at the centre.
+composite transparency onto white; convert to grey (on a small picture, salt and pepper noise
+filtered out); bring dark-on-light ink to MNIST's polarity (white ink on black); remove the
+background level; crop to the ink's bounding box; scale so the longer side is 20 px, keeping
+the aspect ratio, with anti-aliasing; and place the result in a 28x28 field with its centre of
+mass at the centre.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ PAPER_SIDE = 32
 FLATTEN_FROM = 112
 UNEVEN = 0.12 * 255
 QUARTER_LIT = [0] * 64 + [255] * 192  # a point table: ink at a quarter of full white or more
+# Salt and pepper on a picture at MNIST's scale (at most SPECKLE_SIDE pixels a side): when at
+# least SPECKLE_SHARE of its pixels stand off the background with no neighbour doing so, each
+# pixel becomes the median of its 3x3 neighbourhood (strokes are wider than one pixel and stay).
+SPECKLE_SIDE = 64
+SPECKLE_SHARE = 0.01
 # A light sheet on a dark surface (``_sheet``): looked for on pictures of at least
 # SHEET_MIN_SIDE pixels a side, on a copy reduced to about SHEET_SIDE; it spans SHEET_SPAN of the
 # picture each way, fills SHEET_SOLID of its convex hull, holds between SHEET_INK of its area in
@@ -309,6 +315,23 @@ def _flatten(grey: Image.Image, border: npt.NDArray[np.int64]) -> tuple[Image.Im
     return ink, True
 
 
+def _salt_and_pepper(grey: Image.Image, border: npt.NDArray[np.int64]) -> bool:
+    """Whether at least ``SPECKLE_SHARE`` of the pixels stand off the background (the edges'
+    median, ``border`` as ``_histograms`` counts it) on their own, none of their 8 neighbours
+    off it too: impulse noise, not strokes."""
+    far = np.abs(np.arange(256) - _percentile(border, 50)) > MIN_CONTRAST * 255
+    off = far.astype(np.uint8)[np.asarray(grey)]
+    # How many of each pixel's 3x3 neighbourhood are off, summed down then across.
+    column = off.copy()
+    column[1:] += off[:-1]
+    column[:-1] += off[1:]
+    block = column.copy()
+    block[:, 1:] += column[:, :-1]
+    block[:, :-1] += column[:, 1:]
+    alone = int(np.count_nonzero((block == 1) & (off == 1)))
+    return bool(alone >= SPECKLE_SHARE * off.size)
+
+
 def _hull_area(points: list[tuple[int, int]]) -> float:
     """The area of the convex hull of ``points`` (Andrew's monotone chain, then the shoelace)."""
     ordered = sorted(set(points))
@@ -424,6 +447,9 @@ def to_mnist(image: Image.Image) -> MnistImage:
     first); NumPy only sees 256-entry histograms and the 20x20 result."""
     grey = _grey(image)
     histograms = _histograms(grey)
+    if max(grey.size) <= SPECKLE_SIDE and _salt_and_pepper(grey, histograms[1]):
+        grey = grey.filter(ImageFilter.MedianFilter(3))
+        histograms = _histograms(grey)
     sheet = _sheet(grey) if _percentile(histograms[1], 50) <= 127.5 else None
     if sheet is not None:  # a light sheet on a dark surface: the page is the sheet
         grey = sheet

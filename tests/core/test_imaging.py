@@ -227,6 +227,17 @@ def test_to_png_round_trip(reference: Pixels) -> None:
     np.testing.assert_array_equal(np.asarray(image), reference)
 
 
+def test_salt_and_pepper_on_an_mnist_sized_digit_is_filtered_out(reference: Pixels) -> None:
+    """Impulse noise (17% of the pixels black or white, as MNIST-C makes it) spread over the
+    whole frame: the specks used to set the ink's box, and the digit came out small among
+    them."""
+    rng = np.random.default_rng(7)
+    noisy = reference.copy()
+    hit = rng.random(noisy.shape) < 0.17
+    noisy[hit] = np.where(rng.random(int(hit.sum())) < 0.5, 0, 255)
+    assert mad(to_mnist(Image.fromarray(noisy)), reference) < 12
+
+
 # Polarity, orientation, transparency.
 
 
