@@ -50,11 +50,12 @@ NOISE_FLOOR = 0.1
 # black pen on grey paper): the ink is then on the side of the background where the image
 # reaches further, judged from its 1st and 99th percentiles.
 MID_GREY = (96.0, 160.0)
-# On unevenly lit images with at least FLATTEN_FROM pixels on the shorter side, the paper's own
+# On unevenly lit images with at least FLATTEN_FROM pixels on the shorter side (MNIST's own
+# size: fog or a shadow over a small crop is as uneven as over a photo), the paper's own
 # level is estimated on a copy reduced to about PAPER_SIDE pixels (strokes filtered out of it)
 # and taken away, and the ink's box is found on such a copy first, where grain averages away.
 PAPER_SIDE = 32
-FLATTEN_FROM = 112
+FLATTEN_FROM = SIDE
 UNEVEN = 0.12 * 255
 QUARTER_LIT = [0] * 64 + [255] * 192  # a point table: ink at a quarter of full white or more
 # Salt and pepper on a picture at MNIST's scale (at most SPECKLE_SIDE pixels a side): when at

@@ -238,6 +238,14 @@ def test_salt_and_pepper_on_an_mnist_sized_digit_is_filtered_out(reference: Pixe
     assert mad(to_mnist(Image.fromarray(noisy)), reference) < 12
 
 
+def test_an_mnist_sized_digit_under_uneven_light_is_read(reference: Pixels) -> None:
+    """A 28x28 digit at 40% contrast on a background brightening from left to right (fog, a
+    shadow over a small crop): the brighter half used to count as ink."""
+    light = np.linspace(0.0, 0.6, SIDE)[np.newaxis, :]
+    fogged = np.round((0.4 * reference / 255 + light) * 255).astype(np.uint8)
+    assert mad(to_mnist(Image.fromarray(fogged)), reference) < 4
+
+
 # Polarity, orientation, transparency.
 
 
