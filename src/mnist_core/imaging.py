@@ -213,21 +213,26 @@ def _percentile(counts: npt.NDArray[np.int64], q: float) -> float:
 Histograms = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]  # whole image, edges
 
 
-def ink_table(grey: Image.Image, histograms: Histograms | None = None) -> list[int]:
-    """The 256-entry table that takes grey levels to MNIST ink (high on a black background):
-    polarity from the edges' median (from the image's tails when that is mid-grey, ``MID_GREY``),
-    the background level removed, the ink's own level (a high
-    percentile of the pixels clearly off the background, so a small digit on a large page counts
-    as much as one that fills the frame) brought to 255, paper texture below the noise floor
-    set to 0. Made from histograms (``_histograms(grey)``, computed here unless given), so it
-    costs one pass over the pixels, in C."""
-    counts, border = histograms if histograms is not None else _histograms(grey)
-    background = _percentile(border, 50)
+def _dark_ink(counts: npt.NDArray[np.int64], background: float) -> bool:
+    """Whether the ink is darker than the ``background`` (the edges' median): light paper means
+    dark ink; on mid-grey (``MID_GREY``) the ink is where the image's tails reach further
+    (``counts``: the whole image's grey levels)."""
     if MID_GREY[0] <= background <= MID_GREY[1]:
         darkest, lightest = _percentile(counts, 1), _percentile(counts, 99)
-        inverted = background - darkest > lightest - background  # dark ink on grey
-    else:
-        inverted = background > 127.5  # dark ink on light paper
+        return background - darkest > lightest - background
+    return background > 127.5
+
+
+def ink_table(grey: Image.Image, histograms: Histograms | None = None) -> list[int]:
+    """The 256-entry table that takes grey levels to MNIST ink (high on a black background):
+    polarity from the edges' median (``_dark_ink``), the background level removed, the ink's
+    own level (a high percentile of the pixels clearly off the background, so a small digit on
+    a large page counts as much as one that fills the frame) brought to 255, paper texture below
+    the noise floor set to 0. Made from histograms (``_histograms(grey)``, computed here unless
+    given), so it costs one pass over the pixels, in C."""
+    counts, border = histograms if histograms is not None else _histograms(grey)
+    background = _percentile(border, 50)
+    inverted = _dark_ink(counts, background)
     if inverted:
         counts, background = counts[::-1], 255.0 - background
     levels = np.arange(256, dtype=np.float64)
@@ -294,20 +299,21 @@ def _centre(box: FloatImage) -> FloatImage:
     return field
 
 
-def _flatten(grey: Image.Image, border: npt.NDArray[np.int64]) -> tuple[Image.Image, bool]:
+def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bool]:
     """The ink alone, light on black, with the paper's level taken away where it is, and
     whether that was needed. Uneven light (a photo lit from one side) leaves parts of the page
     as dark as ink; seen along the edges, the paper then spans more than ``UNEVEN`` grey levels
     between its 10th and 90th percentiles. The paper is estimated on a reduced copy, its strokes
     removed by a max filter (a min filter for light ink on dark), smoothed and enlarged back.
-    Small images and evenly lit ones are returned as they are. ``border``: the grey levels
-    along the edges (``_histograms``)."""
+    Small images and evenly lit ones are returned as they are. ``histograms``: the grey levels
+    of the whole image and along its edges (``_histograms``)."""
     w, h = grey.size
     if min(w, h) < FLATTEN_FROM:
         return grey, False
+    counts, border = histograms
     if _percentile(border, 90) - _percentile(border, 10) <= UNEVEN:
         return grey, False
-    light_paper = _percentile(border, 50) > 127.5
+    light_paper = _dark_ink(counts, _percentile(border, 50))
     small = grey.reduce(max(1, min(w, h) // PAPER_SIDE))
     strokes_out = ImageFilter.MaxFilter(9) if light_paper else ImageFilter.MinFilter(9)
     paper = small.filter(strokes_out).filter(ImageFilter.GaussianBlur(4))
@@ -455,7 +461,7 @@ def to_mnist(image: Image.Image) -> MnistImage:
     if sheet is not None:  # a light sheet on a dark surface: the page is the sheet
         grey = sheet
         histograms = _histograms(grey)
-    flat, flattened = _flatten(grey, histograms[1])
+    flat, flattened = _flatten(grey, histograms)
     # A flattened page has new grey levels; an untouched one keeps the histograms just made.
     ink = flat.point(ink_table(flat, None if flattened else histograms))
     field = _centre(_fit_box(ink, speckled=flattened))

@@ -246,6 +246,14 @@ def test_an_mnist_sized_digit_under_uneven_light_is_read(reference: Pixels) -> N
     assert mad(to_mnist(Image.fromarray(fogged)), reference) < 4
 
 
+def test_a_light_digit_in_mid_grey_fog_is_read(reference: Pixels) -> None:
+    """Fog lighter than mid-grey over a light digit: the flattening took the fog for light
+    paper and the digit for its dark ink, while the ink's levels were read the other way."""
+    light = np.linspace(0.4, 0.7, SIDE)[np.newaxis, :]
+    fogged = np.round((0.3 * reference / 255 + light) * 255).astype(np.uint8)
+    assert mad(to_mnist(Image.fromarray(fogged)), reference) < 4
+
+
 # Polarity, orientation, transparency.
 
 
