@@ -24,7 +24,7 @@ from tests.fixtures.servers import SecuredServer, api_env, clean_env, mnist_api
 from tests.fixtures.styles import boxed
 
 pytestmark = pytest.mark.slow
-CORRECTED = 300  # boxed training digits, uploaded and corrected
+CORRECTED = 600  # boxed training digits, uploaded and corrected
 PROBES = 200  # boxed test digits, uploaded before and after
 
 
