@@ -322,11 +322,11 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
     return ink, True
 
 
-def _salt_and_pepper(grey: Image.Image, border: npt.NDArray[np.int64]) -> bool:
-    """Whether at least ``SPECKLE_SHARE`` of the pixels stand off the background (the edges'
-    median, ``border`` as ``_histograms`` counts it) on their own, none of their 8 neighbours
-    off it too: impulse noise, not strokes."""
-    far = np.abs(np.arange(256) - _percentile(border, 50)) > MIN_CONTRAST * 255
+def _salt_and_pepper(grey: Image.Image, background: float) -> bool:
+    """Whether at least ``SPECKLE_SHARE`` of the pixels stand off the ``background`` (the
+    edges' median) on their own, none of their 8 neighbours off it too: impulse noise, not
+    strokes."""
+    far = np.abs(np.arange(256) - background) > MIN_CONTRAST * 255
     off = far.astype(np.uint8)[np.asarray(grey)]
     # How many of each pixel's 3x3 neighbourhood are off, summed down then across.
     column = off.copy()
@@ -454,10 +454,12 @@ def to_mnist(image: Image.Image) -> MnistImage:
     first); NumPy only sees 256-entry histograms and the 20x20 result."""
     grey = _grey(image)
     histograms = _histograms(grey)
-    if max(grey.size) <= SPECKLE_SIDE and _salt_and_pepper(grey, histograms[1]):
+    background = _percentile(histograms[1], 50)
+    if max(grey.size) <= SPECKLE_SIDE and _salt_and_pepper(grey, background):
         grey = grey.filter(ImageFilter.MedianFilter(3))
         histograms = _histograms(grey)
-    sheet = _sheet(grey) if _percentile(histograms[1], 50) <= 127.5 else None
+        background = _percentile(histograms[1], 50)
+    sheet = _sheet(grey) if background <= 127.5 else None
     if sheet is not None:  # a light sheet on a dark surface: the page is the sheet
         grey = sheet
         histograms = _histograms(grey)
