@@ -238,19 +238,23 @@ def test_salt_and_pepper_on_an_mnist_sized_digit_is_filtered_out(reference: Pixe
     assert mad(to_mnist(Image.fromarray(noisy)), reference) < 12
 
 
-def test_an_mnist_sized_digit_under_uneven_light_is_read(reference: Pixels) -> None:
-    """A 28x28 digit at 40% contrast on a background brightening from left to right (fog, a
-    shadow over a small crop): the brighter half used to count as ink."""
-    light = np.linspace(0.0, 0.6, SIDE)[np.newaxis, :]
-    fogged = np.round((0.4 * reference / 255 + light) * 255).astype(np.uint8)
-    assert mad(to_mnist(Image.fromarray(fogged)), reference) < 4
-
-
-def test_a_light_digit_in_mid_grey_fog_is_read(reference: Pixels) -> None:
-    """Fog lighter than mid-grey over a light digit: the flattening took the fog for light
-    paper and the digit for its dark ink, while the ink's levels were read the other way."""
-    light = np.linspace(0.4, 0.7, SIDE)[np.newaxis, :]
-    fogged = np.round((0.3 * reference / 255 + light) * 255).astype(np.uint8)
+@pytest.mark.parametrize(
+    ("contrast", "light"),
+    [
+        # A gradient from black (fog, a shadow over a small crop): flattening began at 112 px,
+        # and the brighter half counted as ink.
+        pytest.param(0.4, (0.0, 0.6), id="uneven light"),
+        # Fog lighter than mid-grey: the flattening took it for light paper and the digit for
+        # its dark ink, while the ink's levels were read the other way.
+        pytest.param(0.3, (0.4, 0.7), id="light fog over a light digit"),
+    ],
+)
+def test_an_mnist_sized_digit_under_uneven_light_is_read(
+    reference: Pixels, contrast: float, light: tuple[float, float]
+) -> None:
+    """A 28x28 digit at low contrast on a background brightening from left to right."""
+    ramp = np.linspace(*light, SIDE)[np.newaxis, :]
+    fogged = np.round((contrast * reference / 255 + ramp) * 255).astype(np.uint8)
     assert mad(to_mnist(Image.fromarray(fogged)), reference) < 4
 
 
