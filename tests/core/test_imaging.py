@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from mnist_core.errors import ImageError, MnistError
 from mnist_core.imaging import (
@@ -139,17 +139,24 @@ def test_centre_of_mass_at_the_centre(golden: dict[int, bytes], digit: int) -> N
     assert abs(cx - 14) <= 1, (cy, cx)
 
 
-@pytest.mark.parametrize(("digit", "turned"), [(3, 0), (7, 0), (3, 15), (7, 25)])
-def test_a_sheet_on_a_dark_desk_is_read_right(
-    golden: dict[int, bytes], model_root: Path, digit: int, turned: int
+@pytest.mark.parametrize("dark", [False, True], ids=["light-sheet-dark-desk", "slate-light-table"])
+@pytest.mark.parametrize(
+    ("digit", "turned"), [(3, 0), (7, 0), (3, 15), (7, 25), (0, 0), (5, 10), (8, 20)]
+)
+def test_a_sheet_on_a_surface_of_the_other_polarity_is_read_right(
+    golden: dict[int, bytes], model_root: Path, digit: int, turned: int, dark: bool
 ) -> None:
-    """A light sheet with the digit on it, photographed on a darker desk that fills the edges
-    of the picture, square to the camera or turned: the desk used to set the polarity, so the
-    sheet became the ink."""
+    """A sheet with the digit on it, photographed on a surface of the other polarity that fills
+    the edges of the picture, square to the camera or turned: a light sheet on a dark desk, or
+    a slate (chalk on black) on a light table. The surface used to set the polarity, so the
+    sheet became the ink: for a slate always, for a light sheet when its digit covered more
+    than 15% of it (the 5 and the 8 here)."""
     sheet = picture(golden, digit).resize((420, 420))
+    if dark:
+        sheet = ImageOps.invert(sheet)
     mask = Image.new("L", sheet.size, 255).rotate(turned, expand=True)
     sheet = sheet.rotate(turned, expand=True)
-    page = Image.new("L", (1200, 900), 45)
+    page = Image.new("L", (1200, 900), 210 if dark else 45)
     page.paste(sheet, (600 - sheet.width // 2, 450 - sheet.height // 2), mask)
     pixels = to_mnist(Image.open(io.BytesIO(encode(page, "JPEG", quality=90))))
     strokes = np.where(pixels >= 64, pixels, 0).astype(np.uint8)
@@ -158,16 +165,20 @@ def test_a_sheet_on_a_dark_desk_is_read_right(
     assert int(probabilities.argmax()) == digit, probabilities.round(3)
 
 
-def test_bold_light_digits_on_dark_are_not_sheets() -> None:
-    """Solid light shapes on dark paper, as large as a sheet: a bar and a fat ring (a bold 1, a
-    bold 0, its hole a quarter of its width) are read as ink, not as sheets to crop to."""
+@pytest.mark.parametrize("dark", [False, True], ids=["light-on-dark", "dark-on-light"])
+def test_bold_digits_are_not_sheets(dark: bool) -> None:
+    """Solid shapes as large as a sheet, light on dark paper or dark on light: a bar and a fat
+    ring (a bold 1, a bold 0, its hole a quarter of its width) are read as ink, not as sheets
+    to crop to."""
     bar = Image.new("L", (280, 280), 0)
     ImageDraw.Draw(bar).rectangle((60, 40, 200, 240), fill=255)
     ring = Image.new("L", (280, 280), 0)
     ImageDraw.Draw(ring).ellipse((50, 30, 230, 250), fill=255)
     ImageDraw.Draw(ring).ellipse((115, 90, 165, 190), fill=0)
+    if dark:
+        bar, ring = ImageOps.invert(bar), ImageOps.invert(ring)
     for shape in (bar, ring):
-        assert _sheet(shape) is None
+        assert _sheet(shape, dark=dark) is None
     assert ink_box(to_mnist(bar)) == (20, 14)  # the shape itself, scaled to 20 px
 
 
