@@ -13,8 +13,15 @@ Images made from real MNIST test digits, as people send them:
 For each: ``decode`` (Pillow opening and decoding the bytes, EXIF orientation applied) and
 ``decode + to_mnist`` (the whole of ``mnist_core.imaging.from_bytes``, what an upload costs),
 median and p99 of single calls on one thread. With ``--model``, the accuracy of the model on the
-first 2,000 MNIST test digits uploaded as 224x224 PNGs, through the same preprocessing: the
-figure that must not drop when preprocessing gets cheaper.
+first ``--digits`` MNIST test digits (2,000) uploaded in each of these ways, through the same
+preprocessing: the figures that must not drop when preprocessing gets cheaper.
+
+- ``224x224 drawing`` and ``1000x1000 photo``: as above (a seed per digit for the photo);
+- ``3 px pen, drawing``: the digit written again along its middle with a pen 3 px wide, dark
+  on white, 280 px;
+- ``3 px pen, photo``: the same pen, the digit 330 px on a 1000 px photo-like page;
+- ``light sheet, dark desk`` and ``slate, light table``: the digit filling a 300 px sheet turned
+  up to 20 degrees, on an 800x600 surface of the other polarity, with grain, JPEG.
 """
 
 from __future__ import annotations
@@ -24,12 +31,17 @@ import io
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFilter, ImageOps
 
 from mnist_core import imaging
+from mnist_core.errors import ImageError
 from mnist_train.data import load_mnist
+
+if TYPE_CHECKING:
+    from mnist_core.classifier import Classifier
 
 
 def png(image: Image.Image) -> bytes:
@@ -66,6 +78,65 @@ def photo(digit: np.ndarray, width: int, height: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
+def jpeg(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(
+        buffer, format="JPEG", quality=90
+    )
+    return buffer.getvalue()
+
+
+def thin_pen(digit: np.ndarray, side: int) -> np.ndarray:
+    """The digit at ``side`` px written again along its middle with a pen 3 px wide: 1 where
+    the pen went, 0 elsewhere."""
+    from skimage.morphology import skeletonize
+
+    enlarged = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR))
+    middle = Image.fromarray(skeletonize(enlarged > 100).astype(np.uint8) * 255)
+    return np.asarray(middle.filter(ImageFilter.MaxFilter(3)), dtype=np.float32) / 255
+
+
+def thin_drawing(digit: np.ndarray, seed: int) -> bytes:
+    return png(Image.fromarray(np.round(255 * (1 - thin_pen(digit, 280))).astype(np.uint8)))
+
+
+def thin_photo(digit: np.ndarray, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:1000, 0:1000].astype(np.float32)
+    paper = 200 + 40 * xs / 1000 - 25 * ys / 1000 + rng.normal(0, 6, ys.shape)
+    paper[335:665, 335:665] *= 1 - 0.8 * thin_pen(digit, 330)
+    return jpeg(paper)
+
+
+def on_sheet(digit: np.ndarray, seed: int, *, dark: bool) -> bytes:
+    """The digit filling a 300 px sheet (dark ink on a light one; chalk on a dark one), turned
+    and placed at random on a surface of the other polarity, with grain."""
+    rng = np.random.default_rng(seed)
+    ink = np.asarray(
+        Image.fromarray(digit).resize((300, 300), Image.Resampling.BICUBIC), dtype=np.float32
+    )
+    levels = 45 + 170 * ink / 255 if dark else 225 - 190 * ink / 255
+    sheet = Image.fromarray(np.clip(levels, 0, 255).astype(np.uint8))
+    turned = float(rng.uniform(-20, 20))
+    mask = Image.new("L", sheet.size, 255).rotate(turned, expand=True)
+    sheet = sheet.rotate(turned, expand=True)
+    page = Image.new("L", (800, 600), 205 if dark else 50)
+    left = 400 - sheet.width // 2 + int(rng.integers(-60, 60))
+    top = 300 - sheet.height // 2 + int(rng.integers(-40, 40))
+    page.paste(sheet, (left, top), mask)
+    return jpeg(np.asarray(page, dtype=np.float32) + rng.normal(0, 5, (600, 800)))
+
+
+UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
+    "224x224 drawing": lambda digit, seed: drawn(digit),
+    "1000x1000 photo": lambda digit, seed: photo(digit, 1000, 1000, seed),
+    "3 px pen, drawing": thin_drawing,
+    "3 px pen, photo": thin_photo,
+    "light sheet, dark desk": lambda digit, seed: on_sheet(digit, seed, dark=False),
+    "slate, light table": lambda digit, seed: on_sheet(digit, seed, dark=True),
+}
+
+
 def decode_only(data: bytes) -> None:
     imaging.decode(data)
 
@@ -82,12 +153,14 @@ def timed(call: Callable[[bytes], object], data: bytes, seconds: float) -> tuple
     return float(np.median(times) * 1e6), float(np.percentile(times, 99) * 1e6)
 
 
-def accuracy(model_path: Path, images: np.ndarray, labels: np.ndarray) -> float:
-    from mnist_core.classifier import Classifier  # the same reader before and after a change
-
-    model = Classifier.load(model_path)
-    pixels = np.stack([imaging.from_bytes(drawn(image)) for image in images])
-    predicted = model.predict_batch(pixels).argmax(axis=1)
+def accuracy(model: Classifier, uploads: list[bytes], labels: np.ndarray) -> float:
+    pixels = []
+    for upload in uploads:
+        try:
+            pixels.append(imaging.from_bytes(upload))
+        except ImageError:  # refused: counted wrong
+            pixels.append(np.zeros((imaging.SIDE, imaging.SIDE), dtype=np.uint8))
+    predicted = model.predict_batch(np.stack(pixels)).argmax(axis=1)
     return float((predicted == labels).mean())
 
 
@@ -97,6 +170,7 @@ def main() -> int:
     )
     parser.add_argument("--model", type=Path, help="also measure accuracy through preprocessing")
     parser.add_argument("--seconds", type=float, default=3.0, help="per image and measure")
+    parser.add_argument("--digits", type=int, default=2000, help="for the accuracy")
     args = parser.parse_args()
     data = load_mnist()
     digit = data.test_images[0]  # a 7
@@ -118,9 +192,15 @@ def main() -> int:
             flush=True,
         )
     if args.model:
-        n = 2000
-        score = accuracy(args.model, data.test_images[:n], data.test_labels[:n])
-        print(f"accuracy on {n:,} MNIST test digits uploaded as 224x224 PNGs: {score:.2%}")
+        n = args.digits
+        digits, labels = data.test_images[:n], data.test_labels[:n]
+        from mnist_core.classifier import Classifier  # the same reader before and after a change
+
+        model = Classifier.load(args.model)
+        print(f"\naccuracy on {n:,} MNIST test digits, uploaded as")
+        for name, upload in UPLOADS.items():
+            uploads = [upload(digit, seed) for seed, digit in enumerate(digits)]
+            print(f"  {name:<24} {accuracy(model, uploads, labels):7.2%}", flush=True)
     return 0
 
 
