@@ -20,6 +20,8 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
 - ``3 px pen, drawing``: the digit written again along its middle with a pen 3 px wide, dark
   on white, 280 px;
 - ``3 px pen, photo``: the same pen, the digit 330 px on a 1000 px photo-like page;
+- ``dim photo``: an underexposed page: the digit 200 px, in ink 50 levels below paper at
+  130, with grain, on an 800x600 JPEG;
 - ``light sheet, dark desk`` and ``slate, light table``: the digit filling a 300 px sheet turned
   up to 20 degrees, on an 800x600 surface of the other polarity, with grain, JPEG.
 """
@@ -108,6 +110,16 @@ def thin_photo(digit: np.ndarray, seed: int) -> bytes:
     return jpeg(paper)
 
 
+def dim_photo(digit: np.ndarray, seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    paper = 130 + rng.normal(0, 4, (600, 800))
+    ink = np.asarray(
+        Image.fromarray(digit).resize((200, 200), Image.Resampling.BICUBIC), dtype=np.float32
+    )
+    paper[200:400, 300:500] -= 50 * ink / 255
+    return jpeg(paper)
+
+
 def on_sheet(digit: np.ndarray, seed: int, *, dark: bool) -> bytes:
     """The digit filling a 300 px sheet (dark ink on a light one; chalk on a dark one), turned
     and placed at random on a surface of the other polarity, with grain."""
@@ -132,6 +144,7 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "1000x1000 photo": lambda digit, seed: photo(digit, 1000, 1000, seed),
     "3 px pen, drawing": thin_drawing,
     "3 px pen, photo": thin_photo,
+    "dim photo": dim_photo,
     "light sheet, dark desk": lambda digit, seed: on_sheet(digit, seed, dark=False),
     "slate, light table": lambda digit, seed: on_sheet(digit, seed, dark=True),
 }

@@ -68,6 +68,9 @@ QUARTER_LIT = [0] * 64 + [255] * 192  # a point table: ink at a quarter of full 
 # pixel becomes the median of its 3x3 neighbourhood (strokes are wider than one pixel and stay).
 SPECKLE_SIDE = 64
 SPECKLE_SHARE = 0.01
+# Grain on a larger picture that was not flattened (``_grainy``): when at least GRAIN_SHARE of
+# its edges come out as ink, the ink's box is found as on a flattened page (``_ink_box``).
+GRAIN_SHARE = 0.01
 # A sheet on a surface of the other polarity (``_sheet``: a light note on a dark desk, a slate on
 # a light table): looked for on pictures of at least SHEET_MIN_SIDE pixels a side, on a copy
 # reduced to about SHEET_SIDE; it spans SHEET_SPAN of the picture each way, fills SHEET_SOLID of
@@ -354,6 +357,14 @@ def _salt_and_pepper(grey: Image.Image, background: float) -> bool:
     return bool(alone >= SPECKLE_SHARE * off.size)
 
 
+def _grainy(border: npt.NDArray[np.int64], table: list[int]) -> bool:
+    """Whether at least ``GRAIN_SHARE`` of the edges (``border``: their grey levels) come out as
+    ink through ``table``: the paper's grain passes the noise floor, as it does when faint ink
+    on grey paper sets the scale (a dim photo), and would widen the ink's box to the page."""
+    inked = int(border[np.asarray(table) > 0].sum())
+    return inked >= GRAIN_SHARE * int(border.sum())
+
+
 def _hull_area(points: list[tuple[int, int]]) -> float:
     """The area of the convex hull of ``points`` (Andrew's monotone chain, then the shoelace)."""
     ordered = sorted(set(points))
@@ -409,9 +420,9 @@ def _sheet(
     with ink inside (``SHEET_INK``, a share of the shape) drawn in strokes, which a few
     erosions remove (``SHEET_THIN`` of it may remain after ``SHEET_STROKE`` of the sheet's
     size), where a digit's own hole stays. None of the 10,000 MNIST test digits enlarged (to
-    100, 280 or 500 px) is taken for a sheet; of test digits written across sheets turned 0 to
-    20 degrees, 95% are read right, light sheets and dark alike. ``counts``: the grey levels of
-    ``grey``, when known (``_histograms``)."""
+    100, 280 or 500 px) is taken for a sheet; of test digits filling sheets turned up to 20
+    degrees (``bench/imaging.py``), 95% are read right, light sheets and dark alike.
+    ``counts``: the grey levels of ``grey``, when known (``_histograms``)."""
     w, h = grey.size
     if min(w, h) < SHEET_MIN_SIDE:
         return None
@@ -494,8 +505,10 @@ def to_mnist(image: Image.Image) -> MnistImage:
         histograms = _histograms(grey)
     flat, flattened = _flatten(grey, histograms)
     # A flattened page has new grey levels; an untouched one keeps the histograms just made.
-    ink = flat.point(ink_table(flat, None if flattened else histograms))
-    field = _centre(_fit_box(ink, speckled=flattened))
+    table = ink_table(flat, None if flattened else histograms)
+    ink = flat.point(table)
+    speckled = flattened or (min(grey.size) >= SPECKLE_SIDE and _grainy(histograms[1], table))
+    field = _centre(_fit_box(ink, speckled=speckled))
     return np.round(field * 255.0).astype(np.uint8)
 
 

@@ -245,6 +245,25 @@ def test_a_thin_pen_is_read_right(
     assert predicted.tolist() == list(range(10))
 
 
+def test_a_dim_photo_is_read_right(golden: dict[int, bytes], model_root: Path) -> None:
+    """The ten golden digits photographed underexposed: ink 50 levels below paper at 130, with
+    grain. Scaled to that faint ink, the grain passed the noise floor all over the page and
+    the whole page became the ink's box: the digit came out small in a field of specks."""
+    rng = np.random.default_rng(11)
+    inputs = []
+    for digit in range(10):
+        paper = 130 + rng.normal(0, 4, (600, 800))
+        ink = 1 - np.asarray(picture(golden, digit).resize((210, 210)), dtype=np.float64) / 255
+        paper[195:405, 295:505] -= 50 * ink
+        page = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
+        pixels = to_mnist(Image.open(io.BytesIO(encode(page, "JPEG", quality=90))))
+        # Specks beside the strokes may widen the box a little; the page did by far more.
+        assert max(ink_box(np.where(pixels >= 64, pixels, 0).astype(np.uint8))) >= 16, digit
+        inputs.append(pixels)
+    predicted = LiteClassifier.load(model_root).predict_batch(np.stack(inputs)).argmax(axis=1)
+    assert predicted.tolist() == list(range(10))
+
+
 @pytest.mark.parametrize("where", [(0, 0), (720, 0), (0, 720), (360, 360), (720, 720)])
 def test_off_centre_digit_is_centred(
     three: Image.Image, reference: Pixels, where: tuple[int, int]
