@@ -20,6 +20,7 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
 - ``3 px pen, drawing``: the digit written again along its middle with a pen 3 px wide, dark
   on white, 280 px;
 - ``3 px pen, photo``: the same pen, the digit 330 px on a 1000 px photo-like page;
+- ``framed drawing``: the 224x224 drawing on a 300 px page with a 3 px black frame round it;
 - ``dim photo``: an underexposed page: the digit 200 px, in ink 50 levels below paper at
   130, with grain, on an 800x600 JPEG;
 - ``light sheet, dark desk`` and ``slate, light table``: the digit filling a 300 px sheet turned
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 from mnist_core import imaging
 from mnist_core.errors import ImageError
@@ -110,6 +111,13 @@ def thin_photo(digit: np.ndarray, seed: int) -> bytes:
     return jpeg(paper)
 
 
+def framed(digit: np.ndarray, seed: int) -> bytes:
+    page = Image.new("L", (300, 300), 255)
+    page.paste(Image.open(io.BytesIO(drawn(digit))), (38, 38))
+    ImageDraw.Draw(page).rectangle((0, 0, 299, 299), outline=0, width=3)
+    return png(page)
+
+
 def dim_photo(digit: np.ndarray, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     paper = 130 + rng.normal(0, 4, (600, 800))
@@ -144,6 +152,7 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "1000x1000 photo": lambda digit, seed: photo(digit, 1000, 1000, seed),
     "3 px pen, drawing": thin_drawing,
     "3 px pen, photo": thin_photo,
+    "framed drawing": framed,
     "dim photo": dim_photo,
     "light sheet, dark desk": lambda digit, seed: on_sheet(digit, seed, dark=False),
     "slate, light table": lambda digit, seed: on_sheet(digit, seed, dark=True),

@@ -71,6 +71,11 @@ SPECKLE_SHARE = 0.01
 # Grain on a larger picture that was not flattened (``_grainy``): when at least GRAIN_SHARE of
 # its edges come out as ink, the ink's box is found as on a flattened page (``_ink_box``).
 GRAIN_SHARE = 0.01
+# A frame around a picture (``_unframed``): on at least FRAME_SIDES sides,
+# within the strip along the side that ``_histograms`` reads, a line whose mean ink is at least
+# FRAME_LEVEL.
+FRAME_SIDES = 3
+FRAME_LEVEL = 0.8 * 255
 # A sheet on a surface of the other polarity (``_sheet``: a light note on a dark desk, a slate on
 # a light table): looked for on pictures of at least SHEET_MIN_SIDE pixels a side, on a copy
 # reduced to about SHEET_SIDE; it spans SHEET_SPAN of the picture each way, fills SHEET_SOLID of
@@ -357,12 +362,40 @@ def _salt_and_pepper(grey: Image.Image, background: float) -> bool:
     return bool(alone >= SPECKLE_SHARE * off.size)
 
 
-def _grainy(border: npt.NDArray[np.int64], table: list[int]) -> bool:
-    """Whether at least ``GRAIN_SHARE`` of the edges (``border``: their grey levels) come out as
-    ink through ``table``: the paper's grain passes the noise floor, as it does when faint ink
-    on grey paper sets the scale (a dim photo), and would widen the ink's box to the page."""
-    inked = int(border[np.asarray(table) > 0].sum())
-    return inked >= GRAIN_SHARE * int(border.sum())
+def _grainy(edges: npt.NDArray[np.int64]) -> bool:
+    """Whether at least ``GRAIN_SHARE`` of the edges (``edges``: how many of their pixels have
+    each ink level) are ink: the paper's grain passes the noise floor, as it does when faint
+    ink on grey paper sets the scale (a dim photo), and would widen the ink's box to the
+    page."""
+    return int(edges[1:].sum()) >= GRAIN_SHARE * int(edges.sum())
+
+
+def _unframed(ink: Image.Image) -> Image.Image:
+    """``ink`` (light on black) inside its frame, if it has one: a screenshot's border, or the
+    lines of a form's box cropped with the digit, would otherwise make the whole picture the
+    ink's box and the digit small in it. A frame is a line along a side, within a twentieth of
+    the shorter side from it (the strips ``_histograms`` reads), of mean ink ``FRAME_LEVEL`` or
+    more (dark along 80% of the side), on at least ``FRAME_SIDES`` sides; the picture is cut
+    inside the innermost such line of each side. None of the 10,000 MNIST test digits, as they
+    are or cropped to their ink (at 1x and 8x), has one. Each strip is averaged down to one
+    value a line, in C."""
+    w, h = ink.size
+    across = down = max(1, min(w, h) // 20)
+    bands = (  # each side's lines, from the side inwards
+        ink.crop((0, 0, across, h)).resize((across, 1), Image.Resampling.BOX),
+        ink.crop((0, 0, w, down)).resize((1, down), Image.Resampling.BOX),
+        ink.crop((w - across, 0, w, h)).resize((across, 1), Image.Resampling.BOX),
+        ink.crop((0, h - down, w, h)).resize((1, down), Image.Resampling.BOX),
+    )
+    cuts = []
+    for side, band in enumerate(bands):
+        means = np.asarray(band).ravel()
+        lines = np.flatnonzero((means[::-1] if side >= 2 else means) >= FRAME_LEVEL)
+        cuts.append(int(lines[-1]) + 1 if lines.size else 0)
+    left, top, right, bottom = cuts
+    if sum(cut > 0 for cut in cuts) < FRAME_SIDES or left + right >= w or top + bottom >= h:
+        return ink  # no frame, or a picture of a few pixels that would be all frame
+    return ink.crop((left, top, w - right, h - bottom))
 
 
 def _hull_area(points: list[tuple[int, int]]) -> float:
@@ -507,7 +540,19 @@ def to_mnist(image: Image.Image) -> MnistImage:
     # A flattened page has new grey levels; an untouched one keeps the histograms just made.
     table = ink_table(flat, None if flattened else histograms)
     ink = flat.point(table)
-    speckled = flattened or (min(grey.size) >= SPECKLE_SIDE and _grainy(histograms[1], table))
+    speckled = flattened
+    if min(ink.size) >= SPECKLE_SIDE and flattened:
+        ink = _unframed(ink)
+    elif min(ink.size) >= SPECKLE_SIDE:
+        # The edges' ink levels, from their grey levels through the table. A frame needs ink on
+        # 80% of three sides of them, so only then is one looked for; inside one, they are read
+        # again.
+        edges = np.bincount(table, weights=histograms[1], minlength=256).astype(np.int64)
+        if int(edges[1:].sum()) >= 0.8 * FRAME_SIDES * min(ink.size):
+            framed, ink = ink, _unframed(ink)
+            if ink is not framed:
+                edges = _histograms(ink)[1]
+        speckled = _grainy(edges)
     field = _centre(_fit_box(ink, speckled=speckled))
     return np.round(field * 255.0).astype(np.uint8)
 
