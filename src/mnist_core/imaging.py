@@ -71,9 +71,8 @@ SPECKLE_SHARE = 0.01
 # Grain on a larger picture that was not flattened (``_grainy``): when at least GRAIN_SHARE of
 # its edges come out as ink, the ink's box is found as on a flattened page (``_ink_box``).
 GRAIN_SHARE = 0.01
-# A frame around a picture (``_unframed``): on at least FRAME_SIDES sides,
-# within the strip along the side that ``_histograms`` reads, a line whose mean ink is at least
-# FRAME_LEVEL.
+# A frame around a picture (``_unframed``): on at least FRAME_SIDES sides, within the strip along
+# the side that ``_histograms`` reads, a line whose mean ink is at least FRAME_LEVEL.
 FRAME_SIDES = 3
 FRAME_LEVEL = 0.8 * 255
 # A sheet on a surface of the other polarity (``_sheet``: a light note on a dark desk, a slate on
@@ -380,12 +379,12 @@ def _unframed(ink: Image.Image) -> Image.Image:
     are or cropped to their ink (at 1x and 8x), has one. Each strip is averaged down to one
     value a line, in C."""
     w, h = ink.size
-    across = down = max(1, min(w, h) // 20)
+    k = max(1, min(w, h) // 20)  # as in ``_histograms``
     bands = (  # each side's lines, from the side inwards
-        ink.crop((0, 0, across, h)).resize((across, 1), Image.Resampling.BOX),
-        ink.crop((0, 0, w, down)).resize((1, down), Image.Resampling.BOX),
-        ink.crop((w - across, 0, w, h)).resize((across, 1), Image.Resampling.BOX),
-        ink.crop((0, h - down, w, h)).resize((1, down), Image.Resampling.BOX),
+        ink.crop((0, 0, k, h)).resize((k, 1), Image.Resampling.BOX),
+        ink.crop((0, 0, w, k)).resize((1, k), Image.Resampling.BOX),
+        ink.crop((w - k, 0, w, h)).resize((k, 1), Image.Resampling.BOX),
+        ink.crop((0, h - k, w, h)).resize((1, k), Image.Resampling.BOX),
     )
     cuts = []
     for side, band in enumerate(bands):
