@@ -190,7 +190,12 @@ class SqliteRepository:
             rows = [values for values, _ in group]
             try:
                 await self._db.run(functools.partial(_insert_all, rows=rows))
-            except StoreError as exc:
+            except asyncio.CancelledError:
+                queued, self._pending = self._pending, []
+                for _, done in group + queued:
+                    done.cancel()
+                raise
+            except Exception as exc:  # a store's error or a fault: every waiter hears of it
                 for _, done in group:
                     if not done.done():
                         done.set_exception(exc)
