@@ -59,6 +59,20 @@ class SlowCallbacks:
         Handle._run = self._run  # type: ignore[method-assign]
 
 
+async def round_trip(client: httpx.AsyncClient, golden: dict[int, bytes], i: int) -> None:
+    """What a client does with one digit: upload it, see it, label it, list the history."""
+    digit = i % 10
+    created = await client.post("/v1/predictions", files={"file": (f"{digit}.png", golden[digit])})
+    assert created.status_code == 201, created.text
+    prediction_id = created.json()["id"]
+    seen = await client.get(f"/v1/predictions/{prediction_id}/input.png")
+    assert seen.status_code == 200
+    labeled = await client.put(f"/v1/predictions/{prediction_id}/label", json={"label": digit})
+    assert labeled.status_code == 200
+    page = await client.get("/v1/predictions", params={"limit": 20})
+    assert page.status_code == 200
+
+
 async def test_no_callback_runs_longer_than_50_ms_under_load(
     model_root: Path, golden: dict[int, bytes], tmp_path: Path
 ) -> None:
@@ -73,29 +87,29 @@ async def test_no_callback_runs_longer_than_50_ms_under_load(
         interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         try:
-
-            async def one(i: int) -> httpx.Response:
-                digit = i % 10
-                created = await client.post(
-                    "/v1/predictions", files={"file": (f"{digit}.png", golden[digit])}
-                )
-                assert created.status_code == 201, created.text
-                prediction_id = created.json()["id"]
-                seen = await client.get(f"/v1/predictions/{prediction_id}/input.png")
-                assert seen.status_code == 200
-                labeled = await client.put(
-                    f"/v1/predictions/{prediction_id}/label", json={"label": digit}
-                )
-                assert labeled.status_code == 200
-                return await client.get("/v1/predictions", params={"limit": 20})
-
             with slow:
-                pages = await asyncio.gather(*(one(i) for i in range(UPLOADS)))
+                await asyncio.gather(*(round_trip(client, golden, i) for i in range(UPLOADS)))
         finally:
             sys.setswitchinterval(interval)
             gc.unfreeze()  # the test session goes on; a served process never does this
-    assert all(page.status_code == 200 for page in pages)
     assert slow.seen == []
+
+
+async def test_no_thread_touches_the_loop_unsafely(
+    model_root: Path, golden: dict[int, bytes], tmp_path: Path
+) -> None:
+    """asyncio's debug mode raises when a thread other than the loop's schedules on it without
+    ``call_soon_threadsafe``: every thread's result (images, batcher, store) comes back safely."""
+    loop = asyncio.get_running_loop()
+    async with (
+        running_app(model_root, sqlite_path=tmp_path / "safe.sqlite3") as app,
+        asgi_client(app) as client,
+    ):
+        loop.set_debug(True)
+        try:
+            await asyncio.gather(*(round_trip(client, golden, i) for i in range(UPLOADS // 4)))
+        finally:
+            loop.set_debug(False)
 
 
 async def test_every_dependency_runs_on_the_event_loop(tmp_path: Path) -> None:
