@@ -72,7 +72,8 @@ SPECKLE_SHARE = 0.01
 # its edges come out as ink, the ink's box is found as on a flattened page (``_ink_box``).
 GRAIN_SHARE = 0.01
 # A frame around a picture (``_unframed``): on at least FRAME_SIDES sides, within the strip along
-# the side that ``_histograms`` reads, a line whose mean ink is at least FRAME_LEVEL.
+# the side that ``_histograms`` reads (``_edge_width``), a line whose mean ink is FRAME_LEVEL or
+# more.
 FRAME_SIDES = 3
 FRAME_LEVEL = 0.8 * 255
 # A sheet on a surface of the other polarity (``_sheet``: a light note on a dark desk, a slate on
@@ -196,11 +197,17 @@ def _grey(image: Image.Image) -> Image.Image:
     return image if image.mode == "L" else image.convert("L")
 
 
+def _edge_width(size: tuple[int, int]) -> int:
+    """How wide the strips along a picture's edges are that tell its paper and its frame: a
+    twentieth of the shorter side."""
+    return max(1, min(size) // 20)
+
+
 def _histograms(grey: Image.Image) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Grey-level counts of the whole image, and of the strips along its four edges (a
-    twentieth of the shorter side wide)."""
+    """Grey-level counts of the whole image, and of the strips along its four edges
+    (``_edge_width``)."""
     w, h = grey.size
-    k = max(1, min(h, w) // 20)
+    k = _edge_width(grey.size)
     strips = [(0, 0, w, k), (0, h - k, w, h), (0, k, k, h - k), (w - k, k, w, h - k)]
     counts = np.asarray(grey.histogram(), dtype=np.int64)
     if w * h <= 1 << 20:  # up to a megapixel, one copy and NumPy beat four crops
@@ -372,14 +379,14 @@ def _grainy(edges: npt.NDArray[np.int64]) -> bool:
 def _unframed(ink: Image.Image) -> Image.Image:
     """``ink`` (light on black) inside its frame, if it has one: a screenshot's border, or the
     lines of a form's box cropped with the digit, would otherwise make the whole picture the
-    ink's box and the digit small in it. A frame is a line along a side, within a twentieth of
-    the shorter side from it (the strips ``_histograms`` reads), of mean ink ``FRAME_LEVEL`` or
-    more (dark along 80% of the side), on at least ``FRAME_SIDES`` sides; the picture is cut
-    inside the innermost such line of each side. None of the 10,000 MNIST test digits, as they
+    ink's box and the digit small in it. A frame is a line along a side, within the strip
+    along it that ``_histograms`` reads (``_edge_width``), of mean ink ``FRAME_LEVEL`` or more
+    (dark along 80% of the side), on at least ``FRAME_SIDES`` sides; the picture is cut inside
+    the innermost such line of each side. None of the 10,000 MNIST test digits, as they
     are or cropped to their ink (at 1x and 8x), has one. Each strip is averaged down to one
     value a line, in C."""
     w, h = ink.size
-    k = max(1, min(w, h) // 20)  # as in ``_histograms``
+    k = _edge_width(ink.size)
     bands = (  # each side's lines, from the side inwards
         ink.crop((0, 0, k, h)).resize((k, 1), Image.Resampling.BOX),
         ink.crop((0, 0, w, k)).resize((1, k), Image.Resampling.BOX),
@@ -540,18 +547,19 @@ def to_mnist(image: Image.Image) -> MnistImage:
     table = ink_table(flat, None if flattened else histograms)
     ink = flat.point(table)
     speckled = flattened
-    if min(ink.size) >= SPECKLE_SIDE and flattened:
-        ink = _unframed(ink)
-    elif min(ink.size) >= SPECKLE_SIDE:
-        # The edges' ink levels, from their grey levels through the table. A frame needs ink on
-        # 80% of three sides of them, so only then is one looked for; inside one, they are read
-        # again.
-        edges = np.bincount(table, weights=histograms[1], minlength=256).astype(np.int64)
-        if int(edges[1:].sum()) >= 0.8 * FRAME_SIDES * min(ink.size):
-            framed, ink = ink, _unframed(ink)
-            if ink is not framed:
-                edges = _histograms(ink)[1]
-        speckled = _grainy(edges)
+    if min(ink.size) >= SPECKLE_SIDE:
+        if flattened:
+            ink = _unframed(ink)
+        else:
+            # The edges' ink levels, from their grey levels through the table. A frame needs
+            # ink on 80% of three sides of them, so only then is one looked for; inside one,
+            # they are read again.
+            edges = np.bincount(table, weights=histograms[1], minlength=256).astype(np.int64)
+            if int(edges[1:].sum()) >= 0.8 * FRAME_SIDES * min(ink.size):
+                framed, ink = ink, _unframed(ink)
+                if ink is not framed:
+                    edges = _histograms(ink)[1]
+            speckled = _grainy(edges)
     field = _centre(_fit_box(ink, speckled=speckled))
     return np.round(field * 255.0).astype(np.uint8)
 
