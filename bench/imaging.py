@@ -24,7 +24,9 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
 - ``dim photo``: an underexposed page: the digit 200 px, in ink 50 levels below paper at
   130, with grain, on an 800x600 JPEG;
 - ``light sheet, dark desk`` and ``slate, light table``: the digit filling a 300 px sheet turned
-  up to 20 degrees, on an 800x600 surface of the other polarity, with grain, JPEG.
+  up to 20 degrees, on an 800x600 surface of the other polarity, with grain, JPEG;
+- ``ruled paper`` and ``squared paper``: the 224x224 drawing with rules 2 px wide at grey 120
+  every 40 px, across (ruled) or across and down (squared).
 """
 
 from __future__ import annotations
@@ -147,6 +149,17 @@ def on_sheet(digit: np.ndarray, seed: int, *, dark: bool) -> bytes:
     return jpeg(np.asarray(page, dtype=np.float32) + rng.normal(0, 5, (600, 800)))
 
 
+def ruled(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
+    """The 224 px drawing on ruled paper: rules 2 px wide at grey 120, every 40 px from a random
+    start; on squared paper, columns too."""
+    rng = np.random.default_rng(seed)
+    page = np.array(Image.open(io.BytesIO(drawn(digit))))
+    for lines in (page, page.T) if squared else (page,):
+        for start in range(int(rng.integers(0, 40)), 224, 40):
+            lines[start : start + 2] = np.minimum(lines[start : start + 2], 120)
+    return png(Image.fromarray(page))
+
+
 UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "224x224 drawing": lambda digit, seed: drawn(digit),
     "1000x1000 photo": lambda digit, seed: photo(digit, 1000, 1000, seed),
@@ -156,6 +169,8 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "dim photo": dim_photo,
     "light sheet, dark desk": lambda digit, seed: on_sheet(digit, seed, dark=False),
     "slate, light table": lambda digit, seed: on_sheet(digit, seed, dark=True),
+    "ruled paper": ruled,
+    "squared paper": lambda digit, seed: ruled(digit, seed, squared=True),
 }
 
 
