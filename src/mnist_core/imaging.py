@@ -76,6 +76,14 @@ GRAIN_SHARE = 0.01
 # more.
 FRAME_SIDES = 3
 FRAME_LEVEL = 0.8 * 255
+# Ruled or squared paper (``_unruled``): a rule is a band of at most RULE_WIDTH of the picture's
+# side (at least 2 px) in which RULE_COVER of every line is ink, a quarter lit or more in one
+# line at least; at least RULES of them across the picture, square to it, say ruled paper (a
+# digit's own straight stroke is one, or thick).
+RULE_COVER = 0.9
+RULE_WIDTH = 1 / 40
+RULES = 2
+RULE_POINTS = 16
 # A sheet on a surface of the other polarity (``_sheet``: a light note on a dark desk, a slate on
 # a light table): looked for on pictures of at least SHEET_MIN_SIDE pixels a side, on a copy
 # reduced to about SHEET_SIDE; it spans SHEET_SPAN of the picture each way, fills SHEET_SOLID of
@@ -404,6 +412,66 @@ def _unframed(ink: Image.Image) -> Image.Image:
     return ink.crop((left, top, w - right, h - bottom))
 
 
+def _rules(core: npt.NDArray[np.bool_], faint: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """The bands (first line, line after the last) that are rules: runs of lines with ink
+    across them (``faint``), thin enough, through at least one line with clear ink across it
+    (``core``); none unless there are at least ``RULES`` of them."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], faint.astype(np.int8), [0]))))
+    widest = max(2, round(RULE_WIDTH * faint.size))
+    bands = [
+        (int(a), int(b))
+        for a, b in zip(edges[::2], edges[1::2], strict=True)
+        if b - a <= widest and core[a:b].any()
+    ]
+    return bands if len(bands) >= RULES else []
+
+
+def _covered(
+    lines: npt.NDArray[np.uint8], maybe: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Which ``lines`` (the rows of an ink image, or its columns) have ink across ``RULE_COVER``
+    of their length: a quarter lit or more, and any at all; only those ``maybe`` are read."""
+    length = lines.shape[1]
+    core, faint = np.zeros(len(lines), dtype=bool), np.zeros(len(lines), dtype=bool)
+    if maybe.any():
+        some = lines[maybe]
+        core[maybe] = np.count_nonzero(some >= 64, axis=1) >= RULE_COVER * length
+        faint[maybe] = np.count_nonzero(some, axis=1) >= RULE_COVER * length
+    return core, faint
+
+
+def _unruled(ink: Image.Image) -> Image.Image:
+    """``ink`` (light on black) with the lines of ruled or squared paper taken out: they would
+    otherwise make the whole picture the ink's box. A rule is a thin band (``RULE_WIDTH``) of
+    lines with ink across ``RULE_COVER`` of the picture, at least a quarter of full white in
+    one of them at least (the others are its anti-aliased edges); with at least ``RULES`` of
+    them one way, each line of a rule becomes, pixel by pixel, the fainter of the lines just
+    outside it, so a stroke crossing a rule goes on through it and the rule itself goes. Only
+    rules square to the picture are found (a drawing, a scan, a screenshot; a photo's are
+    turned). Lines are read whole only where ``RULE_POINTS`` points evenly along them are
+    mostly lit (three in four: one lit along 90% of its length is, unless its gaps fall on
+    the points); the points are picked in C."""
+    w, h = ink.size
+    along_rows = np.asarray(ink.resize((RULE_POINTS, h), Image.Resampling.NEAREST))
+    along_cols = np.asarray(ink.resize((w, RULE_POINTS), Image.Resampling.NEAREST))
+    maybe_rows = (along_rows > 0).sum(axis=1) * 4 >= RULE_POINTS * 3
+    maybe_cols = (along_cols > 0).sum(axis=0) * 4 >= RULE_POINTS * 3
+    if not maybe_rows.any() and not maybe_cols.any():
+        return ink
+    values = np.asarray(ink)
+    rows = _rules(*_covered(values, maybe_rows))
+    cols = _rules(*_covered(values.T, maybe_cols))
+    if not rows and not cols:
+        return ink
+    values = values.copy()
+    for lines, bands in ((values, rows), (values.T, cols)):  # the transpose is a view
+        for a, b in bands:
+            before = lines[a - 1] if a > 0 else np.zeros_like(lines[0])
+            after = lines[b] if b < len(lines) else np.zeros_like(lines[0])
+            lines[a:b] = np.minimum(before, after)
+    return Image.fromarray(values)
+
+
 def _hull_area(points: list[tuple[int, int]]) -> float:
     """The area of the convex hull of ``points`` (Andrew's monotone chain, then the shoelace)."""
     ordered = sorted(set(points))
@@ -549,7 +617,7 @@ def to_mnist(image: Image.Image) -> MnistImage:
     speckled = flattened
     if min(ink.size) >= SPECKLE_SIDE:
         if flattened:
-            ink = _unframed(ink)
+            ink = _unruled(_unframed(ink))
         else:
             # The edges' ink levels, from their grey levels through the table. A frame needs
             # ink on 80% of three sides of them, so only then is one looked for; inside one,
@@ -558,6 +626,12 @@ def to_mnist(image: Image.Image) -> MnistImage:
             if int(edges[1:].sum()) >= 0.8 * FRAME_SIDES * min(ink.size):
                 framed, ink = ink, _unframed(ink)
                 if ink is not framed:
+                    edges = _histograms(ink)[1]
+            # Each rule crosses two of the edge strips, a line of ink at least as long as the
+            # strips are wide in each.
+            if int(edges[1:].sum()) >= 2 * RULES * _edge_width(ink.size):
+                ruled, ink = ink, _unruled(ink)
+                if ink is not ruled:
                     edges = _histograms(ink)[1]
             speckled = _grainy(edges)
     field = _centre(_fit_box(ink, speckled=speckled))
