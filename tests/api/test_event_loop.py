@@ -11,7 +11,7 @@ Each callback is timed as asyncio's debug mode times it (around ``Handle._run``)
 debug mode itself: it records where every handle, future and coroutine was made, some 40,000
 more objects under this load, and that bookkeeping, done on the loop, and the garbage
 collector's passes over it roughly doubled the longest callback (19 to 37 ms in five runs here,
-and 51 and 57 ms on two slow runs of this kind of machine; 10 to 17 ms in six runs without)."""
+and 51 and 57 ms on two slow runs of this kind of machine; 9 to 17 ms in seven runs without)."""
 
 from __future__ import annotations
 
