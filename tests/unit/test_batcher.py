@@ -164,7 +164,10 @@ class TestBatcher:
         await engine.stop()
         ticker.cancel()
         assert int(np.argmax((await running).probabilities)) == 4
-        with pytest.raises(Unavailable):
+        # Taken from the queue, waiting for the runner: refused when the engine stops, not left
+        # to its timeout (5 s here).
+        assert queued.done()
+        with pytest.raises(Unavailable, match="shutting down"):
             await queued
         assert ticks >= 5, "the event loop was blocked while the engine stopped"
         with pytest.raises(Unavailable):

@@ -95,6 +95,12 @@ class _Job:
     queued_ns: int
 
 
+def _refuse(jobs: list[_Job]) -> None:
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(Unavailable("the service is shutting down"))
+
+
 class Batcher:
     """Batched inference through ``BatchModel.predict_batch`` (the serving path)."""
 
@@ -140,10 +146,7 @@ class Batcher:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         if self._queue is not None:
-            while not self._queue.empty():
-                job = self._queue.get_nowait()
-                if not job.future.done():
-                    job.future.set_exception(Unavailable("the service is shutting down"))
+            _refuse([self._queue.get_nowait() for _ in range(self._queue.qsize())])
         executor, self._executor = self._executor, None
         await _shut_down(executor)
 
@@ -179,18 +182,22 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            await self._slots.acquire()  # while every runner is busy, the queue fills
-            self._take(batch)
-            deadline = loop.time() + self._max_delay
-            while len(batch) < self._max_batch:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
+            try:
+                await self._slots.acquire()  # while every runner is busy, the queue fills
                 self._take(batch)
+                deadline = loop.time() + self._max_delay
+                while len(batch) < self._max_batch:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                    except TimeoutError:
+                        break
+                    self._take(batch)
+            except asyncio.CancelledError:  # stopped while gathering: refused, as the queue is
+                _refuse(batch)
+                raise
             self._metrics.queue_depth.set(self._queue.qsize())
             live = [job for job in batch if not job.future.done()]
             if not live:
