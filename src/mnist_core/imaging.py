@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +63,10 @@ PAPER_SIDE = 32
 GRAIN_REDUCTION = 8
 FLATTEN_FROM = SIDE
 UNEVEN = 0.12 * 255
-QUARTER_LIT = [0] * 64 + [255] * 192  # a point table: ink at a quarter of full white or more
+QUARTER = 64  # a quarter of full white
+QUARTER_LIT = [0] * QUARTER + [255] * (
+    256 - QUARTER
+)  # a point table: ink at a quarter of full white or more
 # Salt and pepper on a picture at MNIST's scale (at most SPECKLE_SIDE pixels a side): when at
 # least SPECKLE_SHARE of its pixels stand off the background with no neighbour doing so, each
 # pixel becomes the median of its 3x3 neighbourhood (strokes are wider than one pixel and stay).
@@ -416,11 +420,11 @@ def _rules(core: npt.NDArray[np.bool_], faint: npt.NDArray[np.bool_]) -> list[tu
     """The bands (first line, line after the last) that are rules: runs of lines with ink
     across them (``faint``), thin enough, through at least one line with clear ink across it
     (``core``); none unless there are at least ``RULES`` of them."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], faint.astype(np.int8), [0]))))
+    bounds = np.flatnonzero(np.diff(np.concatenate(([0], faint.astype(np.int8), [0]))))
     widest = max(2, round(RULE_WIDTH * faint.size))
     bands = [
         (int(a), int(b))
-        for a, b in zip(edges[::2], edges[1::2], strict=True)
+        for a, b in zip(bounds[::2], bounds[1::2], strict=True)
         if b - a <= widest and core[a:b].any()
     ]
     return bands if len(bands) >= RULES else []
@@ -435,7 +439,7 @@ def _covered(
     core, faint = np.zeros(len(lines), dtype=bool), np.zeros(len(lines), dtype=bool)
     if maybe.any():
         some = lines[maybe]
-        core[maybe] = np.count_nonzero(some >= 64, axis=1) >= RULE_COVER * length
+        core[maybe] = np.count_nonzero(some >= QUARTER, axis=1) >= RULE_COVER * length
         faint[maybe] = np.count_nonzero(some, axis=1) >= RULE_COVER * length
     return core, faint
 
@@ -593,6 +597,15 @@ def _sheet(
     return painted
 
 
+def _cleaned(
+    ink: Image.Image, edges: npt.NDArray[np.int64], remove: Callable[[Image.Image], Image.Image]
+) -> tuple[Image.Image, npt.NDArray[np.int64]]:
+    """``ink`` with what ``remove`` takes out of it (a frame, rules), and its edges' ink levels
+    (``edges`` as they were, or read again if something went)."""
+    cleaned = remove(ink)
+    return (ink, edges) if cleaned is ink else (cleaned, _histograms(cleaned)[1])
+
+
 def to_mnist(image: Image.Image) -> MnistImage:
     """The 28x28 uint8 image, white ink on black, that the models take (divided by 255).
 
@@ -624,15 +637,11 @@ def to_mnist(image: Image.Image) -> MnistImage:
             # they are read again.
             edges = np.bincount(table, weights=histograms[1], minlength=256).astype(np.int64)
             if int(edges[1:].sum()) >= 0.8 * FRAME_SIDES * min(ink.size):
-                framed, ink = ink, _unframed(ink)
-                if ink is not framed:
-                    edges = _histograms(ink)[1]
+                ink, edges = _cleaned(ink, edges, _unframed)
             # Each rule crosses two of the edge strips, a line of ink at least as long as the
             # strips are wide in each.
             if int(edges[1:].sum()) >= 2 * RULES * _edge_width(ink.size):
-                ruled, ink = ink, _unruled(ink)
-                if ink is not ruled:
-                    edges = _histograms(ink)[1]
+                ink, edges = _cleaned(ink, edges, _unruled)
             speckled = _grainy(edges)
     field = _centre(_fit_box(ink, speckled=speckled))
     return np.round(field * 255.0).astype(np.uint8)
