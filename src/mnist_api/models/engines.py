@@ -176,25 +176,32 @@ class Batcher:
         while len(batch) < self._max_batch and not self._queue.empty():
             batch.append(self._queue.get_nowait())
 
+    async def _fill(self, batch: list[_Job]) -> None:
+        """Once a runner is free, add to ``batch`` what waits and what comes within the delay,
+        up to the batch limit."""
+        assert self._queue is not None
+        assert self._slots is not None
+        await self._slots.acquire()  # while every runner is busy, the queue fills
+        self._take(batch)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._max_delay
+        while len(batch) < self._max_batch:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except TimeoutError:
+                break
+            self._take(batch)
+
     async def _loop(self) -> None:
         assert self._queue is not None
         assert self._slots is not None
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
             try:
-                await self._slots.acquire()  # while every runner is busy, the queue fills
-                self._take(batch)
-                deadline = loop.time() + self._max_delay
-                while len(batch) < self._max_batch:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                    except TimeoutError:
-                        break
-                    self._take(batch)
+                await self._fill(batch)
             except asyncio.CancelledError:  # stopped while gathering: refused, as the queue is
                 _refuse(batch)
                 raise
