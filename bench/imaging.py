@@ -20,6 +20,8 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
 - ``3 px pen, drawing``: the digit written again along its middle with a pen 3 px wide, dark
   on white, 280 px;
 - ``3 px pen, photo``: the same pen, the digit 330 px on a 1000 px photo-like page;
+- ``1 px pen, 28 px``: the digit written again along its middle with a 1 px pen, dark on white,
+  on a 28x28 canvas (a pixel editor's pencil);
 - ``framed drawing``: the 224x224 drawing on a 300 px page with a 3 px black frame round it;
 - ``dim photo``: an underexposed page: the digit 200 px, in ink 50 levels below paper at
   130, with grain, on an 800x600 JPEG;
@@ -91,18 +93,23 @@ def jpeg(pixels: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def thin_pen(digit: np.ndarray, side: int) -> np.ndarray:
-    """The digit at ``side`` px written again along its middle with a pen 3 px wide: 1 where
-    the pen went, 0 elsewhere."""
+def thin_pen(digit: np.ndarray, side: int, pen: int = 3) -> np.ndarray:
+    """The digit at ``side`` px written again along its middle with a pen ``pen`` px wide (odd):
+    1 where the pen went, 0 elsewhere."""
     from skimage.morphology import skeletonize
 
     enlarged = np.asarray(Image.fromarray(digit).resize((side, side), Image.Resampling.BILINEAR))
     middle = Image.fromarray(skeletonize(enlarged > 100).astype(np.uint8) * 255)
-    return np.asarray(middle.filter(ImageFilter.MaxFilter(3)), dtype=np.float32) / 255
+    return np.asarray(middle.filter(ImageFilter.MaxFilter(pen)), dtype=np.float32) / 255
 
 
 def thin_drawing(digit: np.ndarray, seed: int) -> bytes:
     return png(Image.fromarray(np.round(255 * (1 - thin_pen(digit, 280))).astype(np.uint8)))
+
+
+def fine_pen(digit: np.ndarray, seed: int) -> bytes:
+    """The digit written again along its middle with a 1 px pen on a 28x28 canvas."""
+    return png(Image.fromarray(np.round(255 * (1 - thin_pen(digit, 28, 1))).astype(np.uint8)))
 
 
 def thin_photo(digit: np.ndarray, seed: int) -> bytes:
@@ -165,6 +172,7 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "1000x1000 photo": lambda digit, seed: photo(digit, 1000, 1000, seed),
     "3 px pen, drawing": thin_drawing,
     "3 px pen, photo": thin_photo,
+    "1 px pen, 28 px": fine_pen,
     "framed drawing": framed,
     "dim photo": dim_photo,
     "light sheet, dark desk": lambda digit, seed: on_sheet(digit, seed, dark=False),
