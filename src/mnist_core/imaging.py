@@ -7,8 +7,9 @@ The steps follow how MNIST itself was made: apply the EXIF orientation; take the
 composite transparency onto white; convert to grey (on a small picture, salt and pepper noise
 filtered out); bring dark-on-light ink to MNIST's polarity (white ink on black); remove the
 background level; crop to the ink's bounding box; scale so the longer side is 20 px, keeping
-the aspect ratio, with anti-aliasing; and place the result in a 28x28 field with its centre of
-mass at the centre.
+the aspect ratio, with anti-aliasing (strokes about a pixel wide there, of a fine pen or an
+outline, widened to MNIST's pen); and place the result in a 28x28 field with its centre of mass
+at the centre.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ GRAIN_REDUCTION = 8
 FLATTEN_FROM = SIDE
 UNEVEN = 0.12 * 255
 QUARTER = 64  # a quarter of full white
+FROM_QUARTER = [0] * QUARTER + list(range(QUARTER, 256))  # a point table: below a quarter, 0
 QUARTER_LIT = [0] * QUARTER + [255] * (
     256 - QUARTER
 )  # a point table: ink at a quarter of full white or more
@@ -100,6 +102,11 @@ SHEET_SOLID = 0.96
 SHEET_INK = (0.005, 0.25)  # a bold digit filling a sticky note covers a fifth of it
 SHEET_THIN = 0.03
 SHEET_STROKE = 1 / 16  # the erosions: this share of the sheet's size
+# Strokes about a pixel wide once the ink is fitted to its 20 px box (a fine pen on a small
+# canvas, a digit's outline, its edges): fewer than THIN_CORE of the pixels lit half or more lie
+# in a 2x2 square of such pixels, where MNIST's strokes, 2 to 3 px wide, put half of them. They
+# are widened by a pixel each way, as MNIST's pen would have drawn them (``_bolder``).
+THIN_CORE = 0.1
 
 FloatImage = npt.NDArray[np.float32]
 MnistImage = npt.NDArray[np.uint8]
@@ -597,6 +604,23 @@ def _sheet(
     return painted
 
 
+def _bolder(box: FloatImage) -> FloatImage:
+    """``box`` (the ink fitted to ``BOX``, ``_fit_box``) with its strokes widened a pixel each
+    way and their edges softened, fitted to ``BOX`` again, if they are thin (``THIN_CORE``);
+    as it is otherwise."""
+    lit = box >= 0.5
+    core = lit[:-1, :-1] & lit[1:, :-1] & lit[:-1, 1:] & lit[1:, 1:]
+    if np.count_nonzero(core) >= THIN_CORE * np.count_nonzero(lit):
+        return box
+    image = ImageOps.expand(Image.fromarray(np.round(box * 255).astype(np.uint8)), 2)
+    wide = image.filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.GaussianBlur(0.5))
+    wide = wide.point(FROM_QUARTER)  # the blur's faint tails would set the box
+    crop = wide.crop(wide.getbbox())
+    factor = BOX / max(crop.size)
+    size = (max(1, round(crop.width * factor)), max(1, round(crop.height * factor)))
+    return np.asarray(crop.resize(size, Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
+
+
 def _cleaned(
     ink: Image.Image, edges: npt.NDArray[np.int64], remove: Callable[[Image.Image], Image.Image]
 ) -> tuple[Image.Image, npt.NDArray[np.int64]]:
@@ -643,7 +667,7 @@ def to_mnist(image: Image.Image) -> MnistImage:
             if int(edges[1:].sum()) >= 2 * RULES * _edge_width(ink.size):
                 ink, edges = _cleaned(ink, edges, _unruled)
             speckled = _grainy(edges)
-    field = _centre(_fit_box(ink, speckled=speckled))
+    field = _centre(_bolder(_fit_box(ink, speckled=speckled)))
     return np.round(field * 255.0).astype(np.uint8)
 
 

@@ -22,6 +22,7 @@ from mnist_core.imaging import (
     InvalidImageError,
     NoInkError,
     UnsupportedImageError,
+    _bolder,
     _sheet,
     _unframed,
     _unruled,
@@ -241,10 +242,49 @@ def test_a_thin_pen_is_read_right(
             upload = Image.fromarray(np.round(255 * (1 - ink)).astype(np.uint8))
         pixels = to_mnist(upload)
         assert max(ink_box(np.where(pixels >= 64, pixels, 0).astype(np.uint8))) >= 19, digit
-        assert int(np.percentile(pixels[pixels >= 26], 95)) >= 250, digit  # strokes full white
+        # Strokes (nearly) full white, not a third of it; widened, their middles softened a little.
+        assert int(np.percentile(pixels[pixels >= 26], 95)) >= 240, digit
         inputs.append(pixels)
     predicted = LiteClassifier.load(model_root).predict_batch(np.stack(inputs)).argmax(axis=1)
     assert predicted.tolist() == list(range(10))
+
+
+def outline(image: Image.Image, kind: str) -> Image.Image:
+    """A golden picture's digit as its outline, dark on white: ``hollow``, a 3 px line round
+    each stroke of the 280 px drawing (an outline font); ``edges``, the Canny edges (sigma 1)
+    of the digit at 28 px, as an edge filter leaves it."""
+    from skimage.feature import canny
+
+    dark = np.asarray(image) < 128
+    if kind == "hollow":
+        inner = np.asarray(Image.fromarray(dark).convert("L").filter(ImageFilter.MinFilter(7)))
+        lines = dark & (inner == 0)
+    else:
+        lines = canny(to_mnist(image) / 255.0, sigma=1.0)
+    return Image.fromarray(np.where(lines, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("kind", ["hollow", "edges"])
+def test_strokes_a_pixel_wide_are_widened(
+    golden: dict[int, bytes], model_root: Path, mnist: Mnist, kind: str
+) -> None:
+    """The ten golden digits as outlines came out with strokes about a pixel wide, where
+    MNIST's pen is 2 to 3 (a default CNN misread 3 of them hollow and 2 as edges; widened,
+    none hollow and 1 as edges). Widened a pixel each way, they are read right by the test
+    model; of MNIST's own test digits, only the thinnest (68 of 10,000) are widened."""
+    inputs = []
+    for digit in range(10):
+        pixels = to_mnist(outline(picture(golden, digit), kind))
+        field = pixels / 255.0
+        assert _bolder(field) is field, digit  # no longer thin
+        # Overlapping the solid digit's strokes: 0.32 to 0.61; as they were, 0.11 to 0.53.
+        assert iou(pixels, from_bytes(golden[digit])) >= 0.3, digit
+        inputs.append(pixels)
+    predicted = LiteClassifier.load(model_root).predict_batch(np.stack(inputs)).argmax(axis=1)
+    assert predicted.tolist() == list(range(10))
+    fields = [pixels / 255.0 for pixels in mnist.test_images]
+    widened = sum(_bolder(field) is not field for field in fields)
+    assert widened <= 100, widened
 
 
 def test_a_dim_photo_is_read_right(golden: dict[int, bytes], model_root: Path) -> None:
