@@ -23,6 +23,8 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
 - ``1 px pen, 28 px``: the digit written again along its middle with a 1 px pen, dark on white,
   on a 28x28 canvas (a pixel editor's pencil);
 - ``framed drawing``: the 224x224 drawing on a 300 px page with a 3 px black frame round it;
+- ``form's box``: that drawing in a box of 3 px lines 8 to 40 px inside a 340 px page (a form's
+  box cropped with a margin);
 - ``dim photo``: an underexposed page: the digit 200 px, in ink 50 levels below paper at
   130, with grain, on an 800x600 JPEG;
 - ``light sheet, dark desk`` and ``slate, light table``: the digit filling a 300 px sheet turned
@@ -127,6 +129,18 @@ def framed(digit: np.ndarray, seed: int) -> bytes:
     return png(page)
 
 
+def boxed(digit: np.ndarray, seed: int) -> bytes:
+    """The 224x224 drawing in a form's box (3 px lines) cropped with a margin of 8 to 40 px:
+    a 340 px page."""
+    rng = np.random.default_rng(seed)
+    page = Image.new("L", (340, 340), 255)
+    page.paste(Image.open(io.BytesIO(drawn(digit))), (58, 58))
+    margin = int(rng.integers(8, 41))
+    box = (margin, margin, 339 - margin, 339 - margin)
+    ImageDraw.Draw(page).rectangle(box, outline=0, width=3)
+    return png(page)
+
+
 def dim_photo(digit: np.ndarray, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     paper = 130 + rng.normal(0, 4, (600, 800))
@@ -174,6 +188,7 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "3 px pen, photo": thin_photo,
     "1 px pen, 28 px": fine_pen,
     "framed drawing": framed,
+    "form's box": boxed,
     "dim photo": dim_photo,
     "light sheet, dark desk": lambda digit, seed: on_sheet(digit, seed, dark=False),
     "slate, light table": lambda digit, seed: on_sheet(digit, seed, dark=True),
