@@ -423,6 +423,23 @@ def _unframed(ink: Image.Image) -> Image.Image:
     return ink.crop((left, top, w - right, h - bottom))
 
 
+def _unboxed(ink: Image.Image) -> Image.Image:
+    """``ink`` inside a box drawn round the digit away from the picture's edges (a form's box
+    cropped with a margin), if it has one: the frame (``_unframed``) of the ink's bounding
+    box."""
+    bbox = ink.getbbox()
+    if bbox is None:
+        return ink
+    # A frame's sides meet, or reach, the box's corners: at least three of them are ink.
+    left, top, right, bottom = bbox
+    corners = [(left, top), (right - 1, top), (left, bottom - 1), (right - 1, bottom - 1)]
+    if np.count_nonzero(np.array([ink.getpixel(corner) for corner in corners]) >= QUARTER) < 3:
+        return ink
+    tight = ink.crop(bbox)
+    inside = _unframed(tight)
+    return ink if inside is tight else inside
+
+
 def _rules(core: npt.NDArray[np.bool_], faint: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     """The bands (first line, line after the last) that are rules: runs of lines with ink
     across them (``faint``), thin enough, through at least one line with clear ink across it
@@ -666,6 +683,7 @@ def to_mnist(image: Image.Image) -> MnistImage:
             # strips are wide in each.
             if int(edges[1:].sum()) >= 2 * RULES * _edge_width(ink.size):
                 ink, edges = _cleaned(ink, edges, _unruled)
+            ink, edges = _cleaned(ink, edges, _unboxed)
             speckled = _grainy(edges)
     field = _centre(_bolder(_fit_box(ink, speckled=speckled)))
     return np.round(field * 255.0).astype(np.uint8)

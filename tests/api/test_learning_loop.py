@@ -1,11 +1,11 @@
 """The learning loop, end to end, on a running two-worker server that needs keys:
 
-digits written in boxes (a way of writing MNIST lacks; most come back wrong) are uploaded and
-corrected through the API; ``mnist-api export-labels`` exports the corrections; ``mnist-train
-train --init --extra`` fine-tunes the serving model on MNIST with them mixed in; ``mnist-train
-compare`` finds it better on the held-out corrections and no worse on MNIST; ``mnist-train
-promote`` moves ``models/LATEST``; both workers swap it in without a restart; new boxed digits,
-never seen, now come back right far more often, with the new model's version."""
+digits written between two lines (a way of writing MNIST lacks; most come back wrong) are
+uploaded and corrected through the API; ``mnist-api export-labels`` exports the corrections;
+``mnist-train train --init --extra`` fine-tunes the serving model on MNIST with them mixed in;
+``mnist-train compare`` finds it better on the held-out corrections and no worse on MNIST;
+``mnist-train promote`` moves ``models/LATEST``; both workers swap it in without a restart; new
+lined digits, never seen, now come back right far more often, with the new model's version."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ import pytest
 from mnist_core.artifact import read_metadata
 from mnist_train.data import Mnist
 from tests.fixtures.servers import SecuredServer, api_env, clean_env, mnist_api
-from tests.fixtures.styles import boxed
+from tests.fixtures.styles import lined
 
 pytestmark = pytest.mark.slow
-CORRECTED = 600  # boxed training digits, uploaded and corrected
-PROBES = 200  # boxed test digits, uploaded before and after
+CORRECTED = 600  # lined training digits, uploaded and corrected
+PROBES = 200  # lined test digits, uploaded before and after
 
 
 def mnist_train(mnist_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +43,7 @@ def upload(url: str, key: str, png: bytes) -> dict[str, object]:
     """On a connection of its own: the kernel hands each new connection to either worker."""
     answer = httpx.post(
         f"{url}/v1/predictions",
-        files={"file": ("boxed.png", png, "image/png")},
+        files={"file": ("lined.png", png, "image/png")},
         headers={"Authorization": f"Bearer {key}"},
         timeout=30,
     )
@@ -53,10 +53,10 @@ def upload(url: str, key: str, png: bytes) -> dict[str, object]:
 
 
 def accuracy(url: str, key: str, mnist: Mnist) -> tuple[float, set[object]]:
-    """Boxed test digits (seeds the corrections never used): share right, versions seen."""
+    """Lined test digits (seeds the corrections never used): share right, versions seen."""
     right, versions = 0, set()
     for i in range(PROBES):
-        answer = upload(url, key, boxed(mnist.test_images[i], 1_000_000 + i))
+        answer = upload(url, key, lined(mnist.test_images[i], 1_000_000 + i))
         right += answer["digit"] == int(mnist.test_labels[i])
         versions.add(answer["model_version"])
     return right / PROBES, versions
@@ -79,12 +79,12 @@ def test_corrections_become_a_better_model_that_serves_without_a_restart(
         admin = server.key("operator", "--scopes", "admin", "--rate", "100/s")
         before, versions = accuracy(server.url, user, mnist)
         assert versions == {base.version}
-        assert before < 0.6, before  # the base model reads few boxed digits
+        assert before < 0.6, before  # the base model reads few lined digits
 
-        # People upload boxed digits and correct every answer to the digit they wrote.
+        # People upload lined digits and correct every answer to the digit they wrote.
         with httpx.Client(base_url=server.url, headers={"X-API-Key": user}) as http:
             for i in range(CORRECTED):
-                png = boxed(mnist.train_images[i], i)
+                png = lined(mnist.train_images[i], i)
                 answer = http.post("/v1/predictions", files={"file": ("d.png", png)})
                 assert answer.status_code == 201, answer.text
                 label = {"label": int(mnist.train_labels[i])}
@@ -124,10 +124,10 @@ def test_corrections_become_a_better_model_that_serves_without_a_restart(
         deadline, streak = time.monotonic() + 30, 0
         while streak < 20:
             assert time.monotonic() < deadline, server.console[-3000:]
-            version = upload(server.url, user, boxed(mnist.test_images[0], 7))["model_version"]
+            version = upload(server.url, user, lined(mnist.test_images[0], 7))["model_version"]
             streak = streak + 1 if version == new.version else 0
         after, versions = accuracy(server.url, user, mnist)
-        print(f"boxed test digits right: {before:.1%} before, {after:.1%} after")
+        print(f"lined test digits right: {before:.1%} before, {after:.1%} after")
         assert versions == {new.version}
         assert after >= before + 0.25, (before, after)
 

@@ -1,6 +1,6 @@
 """Learning from corrections: a corrections file round trip, a short fine-tuning (``--init``) with
-corrections mixed in (``--extra``) that learns a way of writing MNIST lacks (digits in boxes),
-and ``compare``'s rule and verdict."""
+corrections mixed in (``--extra``) that learns a way of writing MNIST lacks (digits between two
+lines), and ``compare``'s rule and verdict."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from mnist_train.data import Mnist
 from mnist_train.evaluate import Evaluation
 from mnist_train.train import TrainConfig, TrainResult, train
 from tests.fixtures.servers import clean_env
-from tests.fixtures.styles import boxed_inputs
+from tests.fixtures.styles import lined_inputs
 
 CORRECTIONS = 500
 pytestmark = pytest.mark.filterwarnings(
@@ -53,23 +53,23 @@ def write_corrections(path: Path, images: np.ndarray, labels: np.ndarray) -> Pat
 
 
 @pytest.fixture(scope="module")
-def boxed_corrections(mnist: Mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Boxed training digits, labelled."""
-    images = boxed_inputs(mnist.train_images[:CORRECTIONS], first_seed=0)
-    path = tmp_path_factory.mktemp("corrections") / "boxed.npz"
+def lined_corrections(mnist: Mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Lined training digits, labelled."""
+    images = lined_inputs(mnist.train_images[:CORRECTIONS], first_seed=0)
+    path = tmp_path_factory.mktemp("corrections") / "lined.npz"
     return write_corrections(path, images, mnist.train_labels[:CORRECTIONS])
 
 
 @pytest.fixture(scope="module")
 def tuned(
     model_root: Path,
-    boxed_corrections: Path,
+    lined_corrections: Path,
     mnist: Mnist,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> TrainResult:
     """The session's model fine-tuned for one epoch on MNIST with the corrections mixed in."""
     config = TrainConfig(
-        model_type="cnn", init=model_root, extra=boxed_corrections, epochs=1, seed=3, verbose=0
+        model_type="cnn", init=model_root, extra=lined_corrections, epochs=1, seed=3, verbose=0
     )
     return train(config, mnist, tmp_path_factory.mktemp("tuned"))
 
@@ -105,15 +105,15 @@ class TestCorrectionsFile:
 @pytest.mark.slow
 class TestFineTuning:
     def test_metadata_records_what_went_in(
-        self, tuned: TrainResult, model_root: Path, boxed_corrections: Path
+        self, tuned: TrainResult, model_root: Path, lined_corrections: Path
     ) -> None:
         meta = tuned.metadata
         _, base = read_metadata(model_root)
         assert meta.init_from == base.version
         assert meta.extra is not None
-        held = len(load_corrections(boxed_corrections).split()[1])
+        held = len(load_corrections(lined_corrections).split()[1])
         assert (meta.extra.examples, meta.extra.held_out) == (CORRECTIONS - held, held)
-        assert meta.extra.sha256 == load_corrections(boxed_corrections).sha256
+        assert meta.extra.sha256 == load_corrections(lined_corrections).sha256
         assert meta.extra.weight == 5.0
         assert meta.hyperparameters.epochs == 1
         assert meta.hyperparameters.seed == 3
@@ -122,24 +122,24 @@ class TestFineTuning:
         assert meta.hyperparameters.learning_rate == pytest.approx(0.0003)  # a tenth
 
     def test_learns_the_new_style_and_keeps_mnist(
-        self, tuned: TrainResult, model_root: Path, boxed_corrections: Path, mnist: Mnist
+        self, tuned: TrainResult, model_root: Path, lined_corrections: Path, mnist: Mnist
     ) -> None:
-        comparison = compare(tuned.artifact_dir, model_root, mnist, boxed_corrections)
+        comparison = compare(tuned.artifact_dir, model_root, mnist, lined_corrections)
         new, old = comparison.new, comparison.old
         assert new.corrections is not None
         assert old.corrections is not None
-        assert old.corrections.accuracy < 0.6, comparison.report()  # the base reads few boxes
+        assert old.corrections.accuracy < 0.6, comparison.report()  # the base reads few lined
         assert new.corrections.accuracy >= old.corrections.accuracy + 0.25, comparison.report()
         assert new.mnist.accuracy >= old.mnist.accuracy - 0.001, comparison.report()
         assert comparison.candidate_wins, comparison.report()
 
     def test_compare_command_exit_status(
-        self, tuned: TrainResult, model_root: Path, boxed_corrections: Path, mnist_dir: Path
+        self, tuned: TrainResult, model_root: Path, lined_corrections: Path, mnist_dir: Path
     ) -> None:
         def run(new: Path, old: Path) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [sys.executable, "-m", "mnist_train", "compare", str(new), str(old),
-                 "--extra", str(boxed_corrections), "--data-dir", str(mnist_dir)],
+                 "--extra", str(lined_corrections), "--data-dir", str(mnist_dir)],
                 env=clean_env(), capture_output=True, text=True, timeout=300, check=False,
             )  # fmt: skip
 
