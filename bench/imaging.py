@@ -27,6 +27,8 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
   box cropped with a margin);
 - ``dim photo``: an underexposed page: the digit 200 px, in ink 50 levels below paper at
   130, with grain, on an 800x600 JPEG;
+- ``dim photo, glare``: that page with a light reflection on it (110 levels at its centre,
+  a Gaussian of 60 px), anywhere;
 - ``light sheet, dark desk`` and ``slate, light table``: the digit filling a 300 px sheet turned
   up to 20 degrees, on an 800x600 surface of the other polarity, with grain, JPEG;
 - ``ruled paper`` and ``squared paper``: the 224x224 drawing with rules 2 px wide at grey 120
@@ -141,13 +143,28 @@ def boxed(digit: np.ndarray, seed: int) -> bytes:
     return png(page)
 
 
-def dim_photo(digit: np.ndarray, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
+def dim_page(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """An underexposed page: the digit 200 px, in ink 50 levels below paper at 130, grain."""
     paper = 130 + rng.normal(0, 4, (600, 800))
     ink = np.asarray(
         Image.fromarray(digit).resize((200, 200), Image.Resampling.BICUBIC), dtype=np.float32
     )
     paper[200:400, 300:500] -= 50 * ink / 255
+    return paper
+
+
+def dim_photo(digit: np.ndarray, seed: int) -> bytes:
+    return jpeg(dim_page(digit, np.random.default_rng(seed)))
+
+
+def glare(digit: np.ndarray, seed: int) -> bytes:
+    """The dim photo with a glare: a light reflection 110 levels bright at its centre, falling
+    off as a Gaussian of 60 px, anywhere on the page."""
+    rng = np.random.default_rng(seed)
+    paper = dim_page(digit, rng)
+    ys, xs = np.mgrid[0:600, 0:800]
+    cy, cx = rng.uniform(0, 600), rng.uniform(0, 800)
+    paper += 110 * np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * 60**2))
     return jpeg(paper)
 
 
@@ -190,6 +207,7 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "framed drawing": framed,
     "form's box": boxed,
     "dim photo": dim_photo,
+    "dim photo, glare": glare,
     "light sheet, dark desk": lambda digit, seed: on_sheet(digit, seed, dark=False),
     "slate, light table": lambda digit, seed: on_sheet(digit, seed, dark=True),
     "ruled paper": ruled,
