@@ -254,15 +254,15 @@ def robustness(model: Path, data: Mnist, n: int, results: list[bool]) -> None:
     for name, corrupt in [("clean", None), *CORRUPTIONS.items()]:
         rng = np.random.default_rng(list(CORRUPTIONS).index(name) + 1 if corrupt else 0)
         images = corrupt(digits, rng) if corrupt is not None else digits
-        right = 0
-        batch = []
-        for image in images:
+        batch, refused = [], np.zeros(n, dtype=np.bool_)
+        for i, image in enumerate(images):
             try:
                 batch.append(from_bytes(to_png(image)))
-            except ImageError:
-                batch.append(np.zeros((28, 28), np.uint8))  # refused: counted wrong
+            except ImageError:  # refused: wrong, whatever the model makes of a blank field
+                batch.append(np.zeros((28, 28), np.uint8))
+                refused[i] = True
         predicted = classifier.predict_batch(np.stack(batch)).argmax(axis=1)
-        right = int((predicted == labels).sum())
+        right = int(((predicted == labels) & ~refused).sum())
         accuracy = right / n
         if corrupt is not None:
             accuracies.append(accuracy)
