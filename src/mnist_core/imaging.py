@@ -254,10 +254,11 @@ Histograms = tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]  # whole image,
 
 def _dark_ink(counts: npt.NDArray[np.int64], background: float) -> bool:
     """Whether the ink is darker than the ``background`` (the edges' median): light paper means
-    dark ink; on mid-grey (``MID_GREY``) the ink is where the image's tails reach further
-    (``counts``: the whole image's grey levels)."""
+    dark ink; on mid-grey (``MID_GREY``) the ink is where the image's tails (its 0.1th and
+    99.9th percentiles: a thin digit on a page may be under 1% of it) reach further (``counts``:
+    the whole image's grey levels)."""
     if MID_GREY[0] <= background <= MID_GREY[1]:
-        darkest, lightest = _percentile(counts, 1), _percentile(counts, 99)
+        darkest, lightest = _percentile(counts, 0.1), _percentile(counts, 99.9)
         return background - darkest > lightest - background
     return background > 127.5
 
