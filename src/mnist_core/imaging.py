@@ -65,10 +65,9 @@ GRAIN_REDUCTION = 8
 FLATTEN_FROM = SIDE
 UNEVEN = 0.12 * 255
 QUARTER = 64  # a quarter of full white
-FROM_QUARTER = [0] * QUARTER + list(range(QUARTER, 256))  # a point table: below a quarter, 0
-QUARTER_LIT = [0] * QUARTER + [255] * (
-    256 - QUARTER
-)  # a point table: ink at a quarter of full white or more
+# Point tables: below a quarter of full white, 0; and ink at a quarter or more, full white.
+FROM_QUARTER = [0] * QUARTER + list(range(QUARTER, 256))
+QUARTER_LIT = [0] * QUARTER + [255] * (256 - QUARTER)
 # Salt and pepper on a picture at MNIST's scale (at most SPECKLE_SIDE pixels a side): when at
 # least SPECKLE_SHARE of its pixels stand off the background with no neighbour doing so, each
 # pixel becomes the median of its 3x3 neighbourhood (strokes are wider than one pixel and stay).
@@ -310,6 +309,17 @@ def _ink_box(ink: Image.Image, speckled: bool) -> tuple[int, int, int, int] | No
     return (region[0] + inner[0], region[1] + inner[1], region[0] + inner[2], region[1] + inner[3])
 
 
+def _to_box(crop: Image.Image) -> tuple[Image.Image, float]:
+    """``crop`` scaled so its longer side is ``BOX``, keeping its aspect ratio, anti-aliased
+    (reduced by whole factors first when it shrinks more than twice); and the scale."""
+    factor = BOX / max(crop.size)
+    size = (max(1, round(crop.width * factor)), max(1, round(crop.height * factor)))
+    resized = crop.resize(
+        size, Image.Resampling.LANCZOS, reducing_gap=3.0 if factor < 0.5 else None
+    )
+    return resized, factor
+
+
 def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     """The ink's bounding box, scaled so its longer side is ``BOX``, anti-aliased. Reduced, a
     stroke thinner than the reduction comes out fainter than the ink was (a 3 px pen on a
@@ -318,13 +328,7 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     bbox = _ink_box(ink, speckled)
     if bbox is None:
         raise NoInkError("the image has no ink: it is blank or nearly uniform")
-    crop = ink.crop(bbox)
-    w, h = crop.size
-    factor = BOX / max(h, w)
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    resized = crop.resize(
-        size, Image.Resampling.LANCZOS, reducing_gap=3.0 if factor < 0.5 else None
-    )
+    resized, factor = _to_box(ink.crop(bbox))
     box: FloatImage = np.asarray(resized, dtype=np.float32) / 255.0
     if factor < 1:
         strokes = np.asarray(resized.histogram(), dtype=np.int64)
@@ -633,10 +637,7 @@ def _bolder(box: FloatImage) -> FloatImage:
     image = ImageOps.expand(Image.fromarray(np.round(box * 255).astype(np.uint8)), 2)
     wide = image.filter(ImageFilter.MaxFilter(3)).filter(ImageFilter.GaussianBlur(0.5))
     wide = wide.point(FROM_QUARTER)  # the blur's faint tails would set the box
-    crop = wide.crop(wide.getbbox())
-    factor = BOX / max(crop.size)
-    size = (max(1, round(crop.width * factor)), max(1, round(crop.height * factor)))
-    return np.asarray(crop.resize(size, Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
+    return np.asarray(_to_box(wide.crop(wide.getbbox()))[0], dtype=np.float32) / 255.0
 
 
 def _cleaned(
