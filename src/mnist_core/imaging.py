@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
 from mnist_core.errors import ImageError
@@ -52,7 +53,7 @@ NOISE_FLOOR = 0.1
 INK_LEVEL = 95
 # A background this close to mid-grey says nothing of the ink's polarity (white chalk on grey,
 # black pen on grey paper): the ink is then on the side of the background where the image
-# reaches further, judged from its 1st and 99th percentiles.
+# reaches further, judged from its 0.1th and 99.9th percentiles.
 MID_GREY = (96.0, 160.0)
 # On unevenly lit images with at least FLATTEN_FROM pixels on the shorter side (MNIST's own
 # size: fog or a shadow over a small crop is as uneven as over a photo), the paper's own
@@ -61,9 +62,18 @@ MID_GREY = (96.0, 160.0)
 # (never below PAPER_SIDE), where grain averages away: a speck of 3 px comes out at 14% of its
 # level, under the quarter that counts, a pen stroke of 3 px at 37%.
 PAPER_SIDE = 32
+PAPER_WINDOW = 9  # strokes narrower than this are filtered out of the reduced copy
 GRAIN_REDUCTION = 8
 FLATTEN_FROM = SIDE
 UNEVEN = 0.12 * 255
+# A glare on a photo of mid-grey paper (``_glare``), looked for on pictures larger than
+# GLARE_FROM pixels a side: its light falls off smoothly, so under GLARE_SHARE of the pixels a
+# quarter of the way or more from the paper to the lightest are three quarters of the way (a
+# Gaussian reflection has 0.21 of them there, whatever its size; MNIST's light strokes on grey,
+# enlarged to 200 px, a median of 0.57 and a 5th percentile of 0.41). The page must also hold
+# dark ink to be read so.
+GLARE_FROM = 64
+GLARE_SHARE = 0.4
 QUARTER = 64  # a quarter of full white
 # Point tables: below a quarter of full white, 0; and ink at a quarter or more, full white.
 FROM_QUARTER = [0] * QUARTER + list(range(QUARTER, 256))
@@ -353,25 +363,64 @@ def _centre(box: FloatImage) -> FloatImage:
     return field
 
 
+def _closing(
+    values: npt.NDArray[np.uint8], window: int, *, dark: bool = False
+) -> npt.NDArray[np.uint8]:
+    """``values`` with what is darker than its surroundings and narrower than ``window`` (odd)
+    filled in: the largest value in each window, then the smallest of those (with ``dark``,
+    what is lighter: the smallest, then the largest). It keeps the shape of what is wider,
+    where the first step alone would spread a peak round it. The image is extended by its edge
+    lines, as far as both steps reach, so near the edges this is the closing of the picture
+    extended. Each step runs along the rows, then the columns (a square window is both)."""
+    first, second = (np.min, np.max) if dark else (np.max, np.min)
+    half = window // 2
+    out = np.pad(values, 2 * half, mode="edge")
+    for step in (first, second):
+        out = step(sliding_window_view(out, window, axis=0), axis=-1)
+        out = step(sliding_window_view(out, window, axis=1), axis=-1)
+    return out
+
+
+def _glare(counts: npt.NDArray[np.int64], background: float) -> bool:
+    """Whether the page is mid-grey (``background``: the edges' median) with dark ink on it and a
+    glare, not light ink, on its lighter side: the tails rule (``_dark_ink``) takes the side
+    reaching further for the ink, and a reflection on a dim photo reaches further than the ink
+    does. A glare's light falls off smoothly (``GLARE_SHARE``); the dark side must hold ink
+    (``MIN_CONTRAST``). ``counts``: the whole image's grey levels."""
+    if not MID_GREY[0] <= background <= MID_GREY[1]:
+        return False
+    darkest, lightest = _percentile(counts, 0.1), _percentile(counts, 99.9)
+    if background - darkest < MIN_CONTRAST * 255 or background - darkest > lightest - background:
+        return False  # no dark ink, or dark ink read as such already
+    levels = np.arange(256)
+    lit = int(counts[levels >= background + (lightest - background) / 4].sum())
+    bright = int(counts[levels >= background + (lightest - background) * 3 / 4].sum())
+    return bright < GLARE_SHARE * lit
+
+
 def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bool]:
     """The ink alone, light on black, with the paper's level taken away where it is, and
     whether that was needed. Uneven light (a photo lit from one side) leaves parts of the page
     as dark as ink; seen along the edges, the paper then spans more than ``UNEVEN`` grey levels
-    between its 10th and 90th percentiles. The paper is estimated on a reduced copy, its strokes
-    removed by a max filter (a min filter for light ink on dark), smoothed and enlarged back.
-    Small images and evenly lit ones are returned as they are. ``histograms``: the grey levels
-    of the whole image and along its edges (``_histograms``)."""
+    between its 10th and 90th percentiles. A glare on a photo (``_glare``) may not reach the
+    edges; it makes the ink dark and the paper uneven. The paper is estimated on a reduced copy,
+    its strokes removed by a closing (a max filter, then a min filter; the other way round for
+    light ink on dark), which keeps the paper's own shape where a max filter alone would spread
+    a glare's peak round it; lightly smoothed and enlarged back. Small images and evenly lit
+    ones are returned as they are. ``histograms``: the grey levels of the whole image and along
+    its edges (``_histograms``)."""
     w, h = grey.size
     if min(w, h) < FLATTEN_FROM:
         return grey, False
     counts, border = histograms
-    if _percentile(border, 90) - _percentile(border, 10) <= UNEVEN:
+    background = _percentile(border, 50)
+    glare = min(w, h) > GLARE_FROM and _glare(counts, background)
+    if not glare and _percentile(border, 90) - _percentile(border, 10) <= UNEVEN:
         return grey, False
-    light_paper = _dark_ink(counts, _percentile(border, 50))
-    small = grey.reduce(max(1, min(w, h) // PAPER_SIDE))
-    strokes_out = ImageFilter.MaxFilter(9) if light_paper else ImageFilter.MinFilter(9)
-    paper = small.filter(strokes_out).filter(ImageFilter.GaussianBlur(4))
-    paper = paper.resize((w, h), Image.Resampling.BILINEAR)
+    light_paper = glare or _dark_ink(counts, background)
+    small = np.asarray(grey.reduce(max(1, min(w, h) // PAPER_SIDE)))
+    paper = Image.fromarray(_closing(small, PAPER_WINDOW, dark=not light_paper))
+    paper = paper.filter(ImageFilter.GaussianBlur(1)).resize((w, h), Image.Resampling.BILINEAR)
     ink = ImageChops.subtract(paper, grey) if light_paper else ImageChops.subtract(grey, paper)
     return ink, True
 
