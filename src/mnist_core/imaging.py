@@ -383,20 +383,36 @@ def _closing(
 
 
 def _glare(counts: npt.NDArray[np.int64], background: float) -> bool:
-    """Whether the page is mid-grey (``background``: the edges' median) with dark ink on it and a
-    glare, not light ink, on its lighter side: the tails rule (``_dark_ink``) takes the side
-    reaching further for the ink, and a reflection on a dim photo reaches further than the ink
-    does. A glare's light falls off smoothly (``GLARE_SHARE``); the dark side must hold ink
-    (``MIN_CONTRAST``). ``counts``: the whole image's grey levels."""
+    """Whether the page is mid-grey (``background``: the edges' median) with a glare, not light
+    ink, on its lighter side: the tails rule (``_dark_ink``) takes the side reaching further
+    for the ink, and a reflection on a dim photo reaches further than the ink does. A glare's
+    light falls off smoothly (``GLARE_SHARE``). ``counts``: the whole image's grey levels."""
     if not MID_GREY[0] <= background <= MID_GREY[1]:
         return False
     darkest, lightest = _percentile(counts, 0.1), _percentile(counts, 99.9)
-    if background - darkest < MIN_CONTRAST * 255 or background - darkest > lightest - background:
-        return False  # no dark ink, or dark ink read as such already
+    if background - darkest > lightest - background:
+        return False  # dark ink, read as such already
     levels = np.arange(256)
     lit = int(counts[levels >= background + (lightest - background) / 4].sum())
     bright = int(counts[levels >= background + (lightest - background) * 3 / 4].sum())
     return bright < GLARE_SHARE * lit
+
+
+def _without_paper(grey: Image.Image, *, light_paper: bool) -> Image.Image:
+    """The ink alone, light on black: the paper's level (``_flatten``) taken away."""
+    w, h = grey.size
+    factor = max(1, min(w, h) // PAPER_SIDE)
+    small = np.asarray(grey.reduce(factor))
+    closed = Image.fromarray(_closing(small, PAPER_WINDOW, dark=not light_paper))
+    smooth = np.asarray(closed.filter(ImageFilter.GaussianBlur(1)), dtype=np.float32)
+    # Enlarged back with each block's level at its centre, and carried on along its slope for
+    # the half block beyond the outer centres (extended by one block, linearly): held level
+    # there, the paper under a glare rising towards an edge came out up to 12 grey levels too
+    # light, which reads as ink.
+    extended = Image.fromarray(np.pad(smooth, 1, mode="reflect", reflect_type="odd"))
+    box = (1.0, 1.0, 1 + w / factor, 1 + h / factor)
+    paper = extended.resize((w, h), Image.Resampling.BILINEAR, box=box).convert("L")
+    return ImageChops.subtract(paper, grey) if light_paper else ImageChops.subtract(grey, paper)
 
 
 def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bool]:
@@ -404,26 +420,26 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
     whether that was needed. Uneven light (a photo lit from one side) leaves parts of the page
     as dark as ink; seen along the edges, the paper then spans more than ``UNEVEN`` grey levels
     between its 10th and 90th percentiles. A glare on a photo (``_glare``) may not reach the
-    edges; it makes the ink dark and the paper uneven. The paper is estimated on a reduced copy,
-    its strokes removed by a closing (a max filter, then a min filter; the other way round for
-    light ink on dark), which keeps the paper's own shape where a max filter alone would spread
-    a glare's peak round it; lightly smoothed and enlarged back. Small images and evenly lit
-    ones are returned as they are. ``histograms``: the grey levels of the whole image and along
-    its edges (``_histograms``)."""
+    edges: the page is then read as dark ink on uneven paper, if that leaves ink
+    (``MIN_CONTRAST``: a glare on the digit lifts its ink to the paper's level elsewhere, so
+    the page's tails do not show it; light ink in soft strokes leaves none, and is read as
+    light ink). The paper is estimated on a reduced copy, its strokes removed by a closing (a
+    max filter, then a min filter; the other way round for light ink on dark), which keeps the
+    paper's own shape where a max filter alone would spread a glare's peak round it; lightly
+    smoothed and enlarged back. Small images and evenly lit ones are returned as they are.
+    ``histograms``: the grey levels of the whole image and along its edges (``_histograms``)."""
     w, h = grey.size
     if min(w, h) < FLATTEN_FROM:
         return grey, False
     counts, border = histograms
     background = _percentile(border, 50)
-    glare = min(w, h) > GLARE_FROM and _glare(counts, background)
-    if not glare and _percentile(border, 90) - _percentile(border, 10) <= UNEVEN:
+    if min(w, h) > GLARE_FROM and _glare(counts, background):
+        ink = _without_paper(grey, light_paper=True)
+        if _percentile(np.asarray(ink.histogram(), dtype=np.int64), 99.9) >= MIN_CONTRAST * 255:
+            return ink, True
+    if _percentile(border, 90) - _percentile(border, 10) <= UNEVEN:
         return grey, False
-    light_paper = glare or _dark_ink(counts, background)
-    small = np.asarray(grey.reduce(max(1, min(w, h) // PAPER_SIDE)))
-    paper = Image.fromarray(_closing(small, PAPER_WINDOW, dark=not light_paper))
-    paper = paper.filter(ImageFilter.GaussianBlur(1)).resize((w, h), Image.Resampling.BILINEAR)
-    ink = ImageChops.subtract(paper, grey) if light_paper else ImageChops.subtract(grey, paper)
-    return ink, True
+    return _without_paper(grey, light_paper=_dark_ink(counts, background)), True
 
 
 def _salt_and_pepper(grey: Image.Image, background: float) -> bool:
