@@ -70,8 +70,8 @@ UNEVEN = 0.12 * 255
 # GLARE_FROM pixels a side: its light falls off smoothly, so under GLARE_SHARE of the pixels a
 # quarter of the way or more from the paper to the lightest are three quarters of the way (a
 # Gaussian reflection has 0.21 of them there, whatever its size; MNIST's light strokes on grey,
-# enlarged to 200 px, a median of 0.57 and a 5th percentile of 0.41). The page must also hold
-# dark ink to be read so.
+# enlarged to 200 px, a median of 0.57 and a 5th percentile of 0.41). Read so, the page must
+# still hold ink once its paper is taken away (``_flatten``).
 GLARE_FROM = 64
 GLARE_SHARE = 0.4
 QUARTER = 64  # a quarter of full white
@@ -407,7 +407,7 @@ def _without_paper(grey: Image.Image, *, light_paper: bool) -> Image.Image:
     smooth = np.asarray(closed.filter(ImageFilter.GaussianBlur(1)), dtype=np.float32)
     # Enlarged back with each block's level at its centre, and carried on along its slope for
     # the half block beyond the outer centres (extended by one block, linearly): held level
-    # there, the paper under a glare rising towards an edge came out up to 12 grey levels too
+    # there, the paper under a glare rising towards an edge came out up to 14 grey levels too
     # light, which reads as ink.
     extended = Image.fromarray(np.pad(smooth, 1, mode="reflect", reflect_type="odd"))
     box = (1.0, 1.0, 1 + w / factor, 1 + h / factor)
