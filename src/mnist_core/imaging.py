@@ -403,15 +403,15 @@ def _without_paper(grey: Image.Image, *, light_paper: bool) -> Image.Image:
     w, h = grey.size
     factor = max(1, min(w, h) // PAPER_SIDE)
     small = np.asarray(grey.reduce(factor))
-    closed = Image.fromarray(_closing(small, PAPER_WINDOW, dark=not light_paper))
-    smooth = np.asarray(closed.filter(ImageFilter.GaussianBlur(1)), dtype=np.float32)
-    # Enlarged back with each block's level at its centre, and carried on along its slope for
-    # the half block beyond the outer centres (extended by one block, linearly): held level
-    # there, the paper under a glare rising towards an edge came out up to 14 grey levels too
-    # light, which reads as ink.
-    extended = Image.fromarray(np.pad(smooth, 1, mode="reflect", reflect_type="odd"))
-    box = (1.0, 1.0, 1 + w / factor, 1 + h / factor)
-    paper = extended.resize((w, h), Image.Resampling.BILINEAR, box=box).convert("L")
+    closed = _closing(small, PAPER_WINDOW, dark=not light_paper).astype(np.float32)
+    # Carried on along its slope beyond its edges (extended by two blocks, linearly), smoothed,
+    # and enlarged back with each block's level at its centre. Held level beyond the outer
+    # centres, or smoothed up to the edges as they are, the paper under a glare rising towards
+    # an edge came out up to 14 grey levels too light there, which reads as ink.
+    extended = np.clip(np.round(np.pad(closed, 2, mode="reflect", reflect_type="odd")), 0, 255)
+    smooth = Image.fromarray(extended.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1))
+    box = (2.0, 2.0, 2 + w / factor, 2 + h / factor)
+    paper = smooth.resize((w, h), Image.Resampling.BILINEAR, box=box)
     return ImageChops.subtract(paper, grey) if light_paper else ImageChops.subtract(grey, paper)
 
 
