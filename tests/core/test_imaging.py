@@ -284,6 +284,7 @@ def test_a_thin_pen_is_read_right(
             ink = thin_pen(picture(golden, digit), 280)
             upload = Image.fromarray(np.round(255 * (1 - ink)).astype(np.uint8))
         pixels = to_mnist(upload)
+        assert max(ink_box(np.where(pixels >= 64, pixels, 0).astype(np.uint8))) >= 19, digit
         # Strokes (nearly) full white, not a third of it; widened, their middles softened a little.
         assert int(np.percentile(pixels[pixels >= 26], 95)) >= 240, digit
         inputs.append(pixels)
