@@ -387,11 +387,9 @@ def _glare(counts: npt.NDArray[np.int64], background: float) -> bool:
     ink, on its lighter side: the tails rule (``_dark_ink``) takes the side reaching further
     for the ink, and a reflection on a dim photo reaches further than the ink does. A glare's
     light falls off smoothly (``GLARE_SHARE``). ``counts``: the whole image's grey levels."""
-    if not MID_GREY[0] <= background <= MID_GREY[1]:
-        return False
-    darkest, lightest = _percentile(counts, 0.1), _percentile(counts, 99.9)
-    if background - darkest > lightest - background:
-        return False  # dark ink, read as such already
+    if not MID_GREY[0] <= background <= MID_GREY[1] or _dark_ink(counts, background):
+        return False  # not mid-grey, or dark ink read as such already
+    lightest = _percentile(counts, 99.9)
     levels = np.arange(256)
     lit = int(counts[levels >= background + (lightest - background) / 4].sum())
     bright = int(counts[levels >= background + (lightest - background) * 3 / 4].sum())
@@ -403,12 +401,12 @@ def _without_paper(grey: Image.Image, *, light_paper: bool) -> Image.Image:
     w, h = grey.size
     factor = max(1, min(w, h) // PAPER_SIDE)
     small = np.asarray(grey.reduce(factor))
-    closed = _closing(small, PAPER_WINDOW, dark=not light_paper).astype(np.float32)
+    closed = _closing(small, PAPER_WINDOW, dark=not light_paper).astype(np.int16)
     # Carried on along its slope beyond its edges (extended by two blocks, linearly), smoothed,
     # and enlarged back with each block's level at its centre. Held level beyond the outer
     # centres, or smoothed up to the edges as they are, the paper under a glare rising towards
     # an edge came out up to 14 grey levels too light there, which reads as ink.
-    extended = np.clip(np.round(np.pad(closed, 2, mode="reflect", reflect_type="odd")), 0, 255)
+    extended = np.clip(np.pad(closed, 2, mode="reflect", reflect_type="odd"), 0, 255)
     smooth = Image.fromarray(extended.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1))
     box = (2.0, 2.0, 2 + w / factor, 2 + h / factor)
     paper = smooth.resize((w, h), Image.Resampling.BILINEAR, box=box)
