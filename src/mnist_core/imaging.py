@@ -4,7 +4,8 @@ This module is the one place where images become model inputs: the API uses it f
 ``mnist-train predict`` for files, so serving and training cannot drift apart.
 
 The steps follow how MNIST itself was made: apply the EXIF orientation; take the first frame;
-composite transparency onto white; convert to grey (on a small picture, salt and pepper noise
+composite transparency onto white (onto black when what is drawn is light: white strokes on a
+transparent canvas); convert to grey (on a small picture, salt and pepper noise
 filtered out); bring dark-on-light ink to MNIST's polarity (white ink on black); remove the
 background level; crop to the ink's bounding box; scale so the longer side is 20 px, keeping
 the aspect ratio, with anti-aliasing (strokes about a pixel wide there, of a fine pen or an
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
-from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
 
 from mnist_core.errors import ImageError
 
@@ -45,6 +46,8 @@ DEFAULT_MAX_PIXELS = 40_000_000
 # twentieth of a phone photo's height still spans 30.
 DRAFT_SIDE = 600
 ORIENTATION = 0x0112  # the EXIF tag; 5 to 8 turn the picture a quarter
+# A transparent picture drawn on less than this share of its area holds strokes, not a page.
+DRAWN_COVER = 0.5
 # Ink must stand this far (on a 0-1 scale) above the background to count as a digit.
 MIN_CONTRAST = 0.12
 # After normalisation, values below this are paper texture or compression noise.
@@ -205,8 +208,27 @@ def _orientation(image: Image.Image, fmt: str) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def _composited(rgba: Image.Image) -> Image.Image:
+    """A transparent picture in grey levels, composited onto white; onto black instead when what
+    is drawn covers less than ``DRAWN_COVER`` of it and is light (white strokes on a transparent
+    canvas, which white would hide)."""
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    grey = Image.alpha_composite(white, rgba).convert("L")
+    alpha = rgba.getchannel("A")
+    drawn = ImageStat.Stat(alpha).sum[0] / 255  # in pixels, a partly opaque one counting in part
+    if 0 < drawn < DRAWN_COVER * rgba.width * rgba.height:
+        # On white, each pixel is darker by its opacity times how far it is from white; so the
+        # drawn pixels' mean level, each weighed by its opacity, is white less that darkening
+        # over how much is drawn.
+        darkening = 255 * rgba.width * rgba.height - ImageStat.Stat(grey).sum[0]
+        if 255 - darkening / drawn > 127.5:
+            return ImageChops.subtract(grey, ImageOps.invert(alpha))  # on black: less 255 - alpha
+    return grey
+
+
 def _grey(image: Image.Image) -> Image.Image:
-    """Grey levels, mode L (0 black, 255 white), transparency composited onto white."""
+    """Grey levels, mode L (0 black, 255 white), transparency composited onto white (or black,
+    ``_composited``)."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):  # deep greys: scaled to 8 bits
         values = np.asarray(image, dtype=np.float32)
@@ -219,10 +241,8 @@ def _grey(image: Image.Image) -> Image.Image:
         mode == "P" and "transparency" in image.info
     )
     if has_alpha:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    elif mode == "CMYK":
+        return _composited(image.convert("RGBA"))
+    if mode == "CMYK":
         image = image.convert("RGB")
     return image if image.mode == "L" else image.convert("L")
 

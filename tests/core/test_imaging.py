@@ -640,6 +640,33 @@ def test_transparent_background_is_white(three: Image.Image, reference: Pixels) 
     assert mad(from_bytes(encode(la, "PNG")), reference) < 1
 
 
+@pytest.mark.parametrize("level", [255, 200])
+def test_light_strokes_on_a_transparent_canvas(
+    three: Image.Image, reference: Pixels, level: int
+) -> None:
+    """White (or light grey) strokes on a transparent canvas, as a dark-themed drawing app
+    saves them, whatever colour the transparent pixels hide (composited onto white, white
+    strokes were refused as blank)."""
+    darkness = 255 - np.asarray(three)
+    for hidden in (0, 255):
+        rgba = np.full((*darkness.shape, 4), hidden, dtype=np.uint8)
+        rgba[darkness > 0, :3] = level
+        rgba[..., 3] = darkness
+        assert mad(from_bytes(encode(Image.fromarray(rgba, "RGBA"), "PNG")), reference) < 1
+    la = np.stack([np.full_like(darkness, level), darkness], axis=-1)
+    assert mad(from_bytes(encode(Image.fromarray(la, "LA"), "PNG")), reference) < 1
+
+
+def test_a_light_page_on_a_transparent_margin_stays_on_white(
+    three: Image.Image, reference: Pixels
+) -> None:
+    """What covers most of a transparent picture is a page, not strokes: a white page with a
+    dark digit, in a transparent margin, is composited onto white as before."""
+    page = np.asarray(ImageOps.expand(three, 20, fill=255).convert("RGBA")).copy()
+    page[:20, :, 3] = page[-20:, :, 3] = page[:, :20, 3] = page[:, -20:, 3] = 0
+    assert mad(from_bytes(encode(Image.fromarray(page, "RGBA"), "PNG")), reference) < 1
+
+
 def test_palette_image_with_a_transparent_index(three: Image.Image, binarised: Pixels) -> None:
     # Black ink (index 1) on a transparent background (index 0, whose colour is black).
     ink = np.asarray(three) < 128
