@@ -31,6 +31,9 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
   a Gaussian of 60 px), anywhere;
 - ``light sheet, dark desk`` and ``slate, light table``: the digit filling a 300 px sheet turned
   up to 20 degrees, on an 800x600 surface of the other polarity, with grain, JPEG;
+- ``page's edge, desk`` and ``slate's edge, table``: the digit, 150 to 250 px, on a page that
+  fills an 800x600 photo but for what lies beyond its edge on one side (or two, at a corner):
+  a dark desk beside a light page, a light table beside a slate; grain, JPEG;
 - ``ruled paper`` and ``squared paper``: the 224x224 drawing with rules 2 px wide at grey 120
   every 40 px, across (ruled) or across and down (squared).
 """
@@ -187,6 +190,43 @@ def on_sheet(digit: np.ndarray, seed: int, *, dark: bool) -> bytes:
     return jpeg(np.asarray(page, dtype=np.float32) + rng.normal(0, 5, (600, 800)))
 
 
+def page_edge(digit: np.ndarray, seed: int, *, dark: bool) -> bytes:
+    """The digit, 150 to 250 px, on a page filling an 800x600 photo but for what lies beyond
+    its edge on one side, or on two at a corner: a band 10 to 40% of the way to the digit from
+    the picture's edge, its edge slanted up to 10 degrees (up to 60% of the way); dark ink on a light page over a dark
+    desk, or chalk on a slate over a light table; lightly blurred, with grain."""
+    rng = np.random.default_rng(seed)
+    w, h = 800, 600
+    side = int(rng.integers(150, 251))
+    ink = np.asarray(
+        Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32
+    )
+    paper, pen, beyond = (45, 215, 205) if dark else (215, 35, 50)
+    page = np.full((h, w), paper, dtype=np.float32)
+    left = (w - side) // 2 + int(rng.integers(-60, 61))
+    top = (h - side) // 2 + int(rng.integers(-40, 41))
+    page[top : top + side, left : left + side] += (pen - paper) * ink / 255
+    image = Image.fromarray(page.astype(np.uint8))
+    # How far the digit's box is from each edge: left, top, right, bottom.
+    room = [left, top, w - left - side, h - top - side]
+    first = int(rng.integers(4))
+    for edge in [first, (first + 1) % 4] if rng.random() < 0.3 else [first]:
+        length = h if edge % 2 == 0 else w
+        slant = float(np.tan(np.radians(rng.uniform(-10, 10)))) * length
+        # The band's depth at the two ends of its edge, never more than 60% of the way.
+        near = rng.uniform(0.1, 0.4) * room[edge]
+        far = float(np.clip(near + slant, 8, 0.6 * room[edge]))
+        corners = {  # the band: along the edge, then back along its slanted inner side
+            0: [(0, 0), (near, 0), (far, h), (0, h)],
+            1: [(0, 0), (w, 0), (w, far), (0, near)],
+            2: [(w, 0), (w - near, 0), (w - far, h), (w, h)],
+            3: [(0, h), (w, h), (w, h - far), (0, h - near)],
+        }[edge]
+        ImageDraw.Draw(image).polygon(corners, fill=beyond)
+    pixels = np.asarray(image.filter(ImageFilter.GaussianBlur(1)), dtype=np.float32)
+    return jpeg(pixels + rng.normal(0, 5, (h, w)))
+
+
 def ruled(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
     """The 224 px drawing on ruled paper: rules 2 px wide at grey 120, every 40 px from a random
     start; on squared paper, columns too."""
@@ -210,6 +250,8 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "dim photo, glare": glare,
     "light sheet, dark desk": lambda digit, seed: on_sheet(digit, seed, dark=False),
     "slate, light table": lambda digit, seed: on_sheet(digit, seed, dark=True),
+    "page's edge, desk": lambda digit, seed: page_edge(digit, seed, dark=False),
+    "slate's edge, table": lambda digit, seed: page_edge(digit, seed, dark=True),
     "ruled paper": ruled,
     "squared paper": lambda digit, seed: ruled(digit, seed, squared=True),
 }

@@ -116,6 +116,15 @@ SHEET_THIN = 0.03
 SHEET_STROKE = 1 / 12  # the erosions: this share of the sheet's shorter side
 SHEET_RECTANGLE = 0.9
 SHEET_SQUARE = 1.0  # a sheet turned less than this many degrees is read as it is
+# A page cut by the picture's edges covers SHEET_CUT of one or more of them; what lies beyond it
+# shows SHEET_BEYOND steps deep or more on the reduced copy (a region, not rules).
+SHEET_CUT = 0.5
+SHEET_BEYOND = 2
+# A page whose edge the picture shows, cut by the picture's own edges on its other sides: the
+# desk beyond it makes CUT_SHARE of the picture's edge strips or more, CUT_CONTRAST darker than
+# the paper (lighter round a slate); the page is then looked for as a sheet.
+CUT_SHARE = 0.1
+CUT_CONTRAST = 0.25 * 255
 # Strokes about a pixel wide once the ink is fitted to its 20 px box (a fine pen on a small
 # canvas, a digit's outline, its edges): fewer than THIN_CORE of the pixels lit half or more lie
 # in a 2x2 square of such pixels, where MNIST's strokes, 2 to 3 px wide, put half of them. They
@@ -638,11 +647,14 @@ def _rectangle(hull: list[tuple[int, int]]) -> tuple[float, float]:
     return float(spans[best]), (turn + 45) % 90 - 45
 
 
-def _eroded(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
-    """``mask`` eroded ``radius`` times by a 3x3 square."""
+def _eroded(
+    mask: npt.NDArray[np.bool_], radius: int, *, outside: bool = False
+) -> npt.NDArray[np.bool_]:
+    """``mask`` eroded ``radius`` times by a 3x3 square, what lies beyond it taken as
+    ``outside``."""
     h, w = mask.shape
     for _ in range(radius):
-        padded = np.pad(mask, 1, constant_values=False)
+        padded = np.pad(mask, 1, constant_values=outside)
         kept = np.ones_like(mask)
         for dy in range(3):
             for dx in range(3):
@@ -652,7 +664,11 @@ def _eroded(mask: npt.NDArray[np.bool_], radius: int) -> npt.NDArray[np.bool_]:
 
 
 def _sheet(
-    grey: Image.Image, *, dark: bool = False, counts: npt.NDArray[np.int64] | None = None
+    grey: Image.Image,
+    *,
+    dark: bool = False,
+    counts: npt.NDArray[np.int64] | None = None,
+    split: float | None = None,
 ) -> Image.Image | None:
     """A sheet photographed on a surface of the other polarity, alone on its own paper: cropped
     to, the surface around it painted the sheet's colour, and turned square to the picture
@@ -675,7 +691,12 @@ def _sheet(
     (a square 0) stays. None of the 10,000 MNIST test digits enlarged (to 100, 224, 280 or 500
     px) is taken for a sheet; of test digits filling sheets turned up to 20 degrees
     (``bench/imaging.py``), 99.1 to 99.2% are read right, light sheets and dark.
-    ``counts``: the grey levels of ``grey``, when known (``_histograms``)."""
+
+    A page cut by the picture's edges (``SHEET_CUT``), with what lies beyond it showing at
+    others (a desk beside a page that fills most of a photo), is not a rectangle and is not
+    turned; it must stand off its surface, which must be a region, and keep its ink off it.
+    ``counts``: the grey levels of ``grey``, when known (``_histograms``); ``split``: the level
+    between page and surface, when only such a page is looked for (``_cut``)."""
     w, h = grey.size
     if min(w, h) < SHEET_MIN_SIDE:
         return None
@@ -686,9 +707,12 @@ def _sheet(
     if dark:  # the levels of the inverted copy
         counts = counts[::-1]
     low, high = _percentile(counts, 10), _percentile(counts, 90)
-    if high - low < MIN_CONTRAST * 255:
-        return None
-    split = (low + high) / 2
+    given = split is not None  # by ``_cut``: a page cut by the picture's edges is looked for
+    contrasted = given or high - low >= CUT_CONTRAST  # ``_cut`` has found it so
+    if split is None:
+        if high - low < MIN_CONTRAST * 255:
+            return None
+        split = (low + high) / 2
     values = np.asarray(reduced)
     light = values < 255 - split if dark else values > split
     present: npt.NDArray[np.bool_] = np.asarray(light.any(axis=1))
@@ -704,7 +728,11 @@ def _sheet(
     last = light.shape[1] - 1 - light[:, ::-1].argmax(axis=1)
     area = int(np.where(present, last - first + 1, 0).sum())
     ink = area - int(np.count_nonzero(light))
-    if not SHEET_INK[0] * area <= ink <= SHEET_INK[1] * area:
+    # A page cut by the picture's edges (it covers half of one or more) fills most of it, and
+    # a small digit on it less than a sheet's least ink.
+    cut = max(float(side.mean()) for side in (light[0], light[-1], light[:, 0], light[:, -1]))
+    least = 1 if cut >= SHEET_CUT else SHEET_INK[0] * area
+    if not least <= ink <= SHEET_INK[1] * area or (given and cut < SHEET_CUT):
         return None
 
     # Convex: the hull of every row's ends, after the cheap tests and after the hulls of the
@@ -722,14 +750,27 @@ def _sheet(
         hull = hull_of(ys)
         if area < SHEET_SOLID * _area(hull):
             return None
-    rectangle, turn = _rectangle(hull)
-    if area < SHEET_RECTANGLE * rectangle:
-        return None
     xs = np.arange(light.shape[1])
     filled: npt.NDArray[np.bool_] = (
         present[:, None] & (xs >= first[:, None]) & (xs <= last[:, None])
     )
     inside = filled & ~light
+    rectangle, turn = _rectangle(hull)
+    if cut >= SHEET_CUT:
+        # Only part of the page's rectangle shows, and its turn is not known. What lies beyond
+        # it must stand as far from it as a desk from paper (``CUT_CONTRAST``), not be the
+        # darker side of unevenly lit paper; show as a region (the rules of squared paper leave
+        # such a shape too); and the ink on the page must keep SHEET_BEYOND steps off it and
+        # off the picture's edges: a digit cropped to its own box touches them, and one of its
+        # strokes along an edge, or its ends in the corners, would pass for a desk. (Ink a
+        # step wide there is grain along the page's edge.)
+        if not contrasted or not _eroded(~filled, SHEET_BEYOND, outside=True).any():
+            return None
+        if (_eroded(inside, 1) & ~_eroded(filled, SHEET_BEYOND)).any():
+            return None
+        turn = 0.0
+    elif area < SHEET_RECTANGLE * rectangle:
+        return None
     radius = max(1, round(SHEET_STROKE * min(bottom - top, right - left)))
     if int(_eroded(inside, radius).sum()) > SHEET_THIN * ink:
         return None
@@ -745,6 +786,36 @@ def _sheet(
         return painted
     # Turned square to the picture, and its digit with it.
     return painted.rotate(turn, Image.Resampling.BILINEAR, expand=True, fillcolor=colour)
+
+
+def _cut(edges: npt.NDArray[np.int64], background: float, *, dark: bool) -> float | None:
+    """Whether the edges (``edges``: their grey levels; ``background``: their median) show what
+    lies beyond the page: ``CUT_SHARE`` of them or more stand ``CUT_CONTRAST`` or more darker
+    than the background (lighter with ``dark``, round a slate). If so, the level between the
+    two, on the scale of ``_sheet(dark=not dark)`` (inverted for a slate); None otherwise."""
+    if dark:
+        beyond = int(edges[: max(0, round(background - CUT_CONTRAST))].sum())
+        split = background - CUT_CONTRAST / 2
+    else:
+        beyond = int(edges[min(256, round(background + CUT_CONTRAST)) + 1 :].sum())
+        split = 255 - (background + CUT_CONTRAST / 2)
+    return split if beyond >= CUT_SHARE * int(edges.sum()) else None
+
+
+def _on_a_surface(
+    grey: Image.Image, histograms: Histograms, background: float
+) -> Image.Image | None:
+    """The sheet or page that ``grey`` shows on a surface of the other polarity (``_sheet``),
+    or None. Where most of the picture's edges (``background``: their median level) are the
+    surface, the sheet is the other polarity; where they are the page, cut by the picture's
+    edges, the surface may still show at some (``_cut``)."""
+    dark = background > 127.5
+    sheet = _sheet(grey, dark=dark, counts=histograms[0])
+    if sheet is None:
+        split = _cut(histograms[1], background, dark=dark)
+        if split is not None:
+            sheet = _sheet(grey, dark=not dark, split=split)
+    return sheet
 
 
 def _bolder(box: FloatImage) -> FloatImage:
@@ -783,7 +854,7 @@ def to_mnist(image: Image.Image) -> MnistImage:
         grey = grey.filter(ImageFilter.MedianFilter(3))
         histograms = _histograms(grey)
         background = _percentile(histograms[1], 50)
-    sheet = _sheet(grey, dark=background > 127.5, counts=histograms[0])
+    sheet = _on_a_surface(grey, histograms, background)
     if sheet is not None:  # a sheet on a surface of the other polarity: the page is the sheet
         grey = sheet
         histograms = _histograms(grey)
@@ -807,7 +878,7 @@ def to_mnist(image: Image.Image) -> MnistImage:
             if int(edges[1:].sum()) >= 2 * RULES * _edge_width(ink.size):
                 ink, edges = _cleaned(ink, edges, _unruled)
             ink, edges = _cleaned(ink, edges, _unboxed)
-            speckled = _grainy(edges)
+            speckled = sheet is not None or _grainy(edges)
     field = _centre(_bolder(_fit_box(ink, speckled=speckled)))
     return np.round(field * 255.0).astype(np.uint8)
 
