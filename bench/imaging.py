@@ -17,6 +17,8 @@ first ``--digits`` MNIST test digits (2,000) uploaded in each of these ways, thr
 preprocessing: the figures that must not drop when preprocessing gets cheaper.
 
 - ``224x224 drawing`` and ``1000x1000 photo``: as above (a seed per digit for the photo);
+- ``evenly lit photo``: the digit, 150 to 250 px, dark on evenly lit paper with grain,
+  anywhere on an 800x600 JPEG;
 - ``3 px pen, drawing``: the digit written again along its middle with a pen 3 px wide, dark
   on white, 280 px;
 - ``3 px pen, photo``: the same pen, the digit 330 px on a 1000 px photo-like page;
@@ -90,6 +92,21 @@ def photo(digit: np.ndarray, width: int, height: int, seed: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=90)
     return buffer.getvalue()
+
+
+def even_photo(digit: np.ndarray, seed: int) -> bytes:
+    """The digit, 150 to 250 px, in dark ink (40 to 70) on evenly lit paper (195 to 225) with
+    grain (sigma 3 to 5), anywhere on an 800x600 JPEG: a plain photo of a page."""
+    rng = np.random.default_rng(seed)
+    side = int(rng.integers(150, 251))
+    paper, pen = float(rng.uniform(195, 225)), float(rng.uniform(40, 70))
+    page = np.full((600, 800), paper, dtype=np.float32)
+    ink = np.asarray(
+        Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32
+    )
+    top, left = int(rng.integers(0, 600 - side)), int(rng.integers(0, 800 - side))
+    page[top : top + side, left : left + side] += (pen - paper) * ink / 255
+    return jpeg(page + rng.normal(0, rng.uniform(3, 5), page.shape))
 
 
 def jpeg(pixels: np.ndarray) -> bytes:
@@ -241,6 +258,7 @@ def ruled(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
 UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "224x224 drawing": lambda digit, seed: drawn(digit),
     "1000x1000 photo": lambda digit, seed: photo(digit, 1000, 1000, seed),
+    "evenly lit photo": even_photo,
     "3 px pen, drawing": thin_drawing,
     "3 px pen, photo": thin_photo,
     "1 px pen, 28 px": fine_pen,

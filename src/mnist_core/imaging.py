@@ -16,6 +16,7 @@ at the centre.
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from collections.abc import Callable
@@ -89,6 +90,7 @@ SPECKLE_SHARE = 0.01
 # Grain on a larger picture that was not flattened (``_grainy``): when at least GRAIN_SHARE of
 # its edges come out as ink, the ink's box is found as on a flattened page (``_ink_box``).
 GRAIN_SHARE = 0.01
+SPECK_LIT = 0.75  # on the copy reduced for the ink's box, of full white over the reduction
 # A frame around a picture (``_unframed``): on at least FRAME_SIDES sides, within the strip along
 # the side that ``_histograms`` reads (``_edge_width``), a line whose mean ink is FRAME_LEVEL or
 # more.
@@ -329,21 +331,35 @@ def ink_table(grey: Image.Image, histograms: Histograms | None = None) -> list[i
 
 
 def _ink_box(ink: Image.Image, speckled: bool) -> tuple[int, int, int, int] | None:
-    """The ink's bounding box. On a speckled image (a photo's grain), first on a reduced copy
-    (an isolated speck averages away there, a stroke does not), then exactly within that
-    region."""
+    """The ink's bounding box. On a speckled image (a photo's grain passing the noise floor),
+    first on a reduced copy, where an isolated speck averages away and a stroke does not, from
+    a quarter lit; then within that region at full scale, from a quarter lit too: grain would
+    otherwise widen the box by up to the padding, and the digit would come out small.
+
+    Otherwise, the whole ink's box, unless a few specks lie apart from the strokes (grain on
+    evenly lit paper, too little to call the page grainy, or a fleck of dust: they set the box
+    to the page): on the reduced copy, from ``SPECK_LIT`` of full white over the reduction, a
+    stroke a pixel wide at full ink stays, a speck of a pixel or two (on the largest reduction,
+    four) averages away. If the box reaches beyond that region, it is read as a speckled one."""
     w, h = ink.size
-    if not speckled:
-        return ink.getbbox()
     factor = max(1, min(GRAIN_REDUCTION, min(w, h) // PAPER_SIDE))
-    coarse = ink.reduce(factor).point(QUARTER_LIT).getbbox()
+    lit, bbox = QUARTER_LIT, None
+    if not speckled:
+        bbox = ink.getbbox()
+        if factor == 1 or bbox is None:
+            return bbox
+        level = math.ceil(SPECK_LIT * 255 / factor)
+        lit = [0] * level + [255] * (256 - level)
+    coarse = ink.reduce(factor).point(lit).getbbox()
     if coarse is None:
         return ink.getbbox()
     left, top, right, bottom = (v * factor for v in coarse)
     pad = 2 * factor  # the faint ends of strokes, below the reduced copy's threshold
     region = (max(0, left - pad), max(0, top - pad), min(w, right + pad), min(h, bottom + pad))
-    # Within it, strokes at full scale, from a quarter lit: grain that passed the noise floor
-    # would otherwise widen the box by up to the padding, and the digit would come out small.
+    if bbox is not None:
+        left, top, right, bottom = bbox
+        if region[0] <= left and region[1] <= top and right <= region[2] and bottom <= region[3]:
+            return bbox
     inner = ink.crop(region).point(QUARTER_LIT).getbbox()
     if inner is None:
         return None

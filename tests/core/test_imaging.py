@@ -284,6 +284,36 @@ def test_what_only_looks_like_a_page_cut_by_the_edges_is_not_one(
         assert _on_a_surface(image, histograms, _percentile(histograms[1], 50)) is None
 
 
+def test_an_evenly_lit_photo_is_read_right(golden: dict[int, bytes], model_root: Path) -> None:
+    """The plainest photo of a page: dark ink on evenly lit paper, with a camera's grain. A few
+    grains past the noise floor, too few to call the page grainy, set the ink's box to the
+    whole page, and the digit came out a dot: all ten were read wrong."""
+    rng = np.random.default_rng(3)
+    pixels = []
+    for digit in range(10):
+        darkness = 1 - np.asarray(picture(golden, digit).resize((220, 220)), np.float64) / 255
+        page = np.full((600, 800), 205.0)
+        page[190:410, 290:510] -= 150 * darkness
+        page += rng.normal(0, 4, page.shape)
+        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
+        pixels.append(to_mnist(Image.open(io.BytesIO(encode(photo, "JPEG", quality=90)))))
+    for field in pixels:
+        assert max(ink_box(np.where(field >= 64, field, 0).astype(np.uint8))) >= 19
+    predicted = LiteClassifier.load(model_root).predict_batch(np.stack(pixels)).argmax(axis=1)
+    assert predicted.tolist() == list(range(10))
+
+
+def test_a_speck_apart_from_the_digit_does_not_set_its_box(three: Image.Image) -> None:
+    """A fleck of dust, two pixels across, in a corner of a clean drawing: the digit keeps its
+    box (it came out small, in the other corner from the fleck), though it is read as a grainy
+    page would be (its strokes' faintest edges, under a quarter, do not count for the box)."""
+    page = ImageOps.expand(three, 160, fill=255)
+    ImageDraw.Draw(page).rectangle((20, 20, 21, 21), fill=0)
+    pixels = to_mnist(page)
+    assert ink_box(pixels) == ink_box(to_mnist(three))
+    assert mad(pixels, to_mnist(three)) < 5
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_photo_lit_from_one_side_is_read_right(
     three: Image.Image, model_root: Path, seed: int
