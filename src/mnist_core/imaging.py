@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageChops, ImageFilter, ImageOps, ImageStat, UnidentifiedImageError
 
 from mnist_core.errors import ImageError
@@ -70,6 +69,7 @@ PAPER_WINDOW = 9  # strokes narrower than this are filtered out of the reduced c
 GRAIN_REDUCTION = 8
 FLATTEN_FROM = SIDE
 UNEVEN = 0.12 * 255
+VIGNETTE = MIN_CONTRAST / 2 * 255  # the least that the ink table takes for ink
 # A glare on a photo of mid-grey paper (``_glare``), looked for on pictures larger than
 # GLARE_FROM pixels a side: its light falls off smoothly, so under GLARE_SHARE of the pixels a
 # quarter of the way or more from the paper to the lightest are three quarters of the way (a
@@ -418,13 +418,33 @@ def _closing(
     where the first step alone would spread a peak round it. The image is extended by its edge
     lines, as far as both steps reach, so near the edges this is the closing of the picture
     extended. Each step runs along the rows, then the columns (a square window is both)."""
-    first, second = (np.min, np.max) if dark else (np.max, np.min)
+    first, second = (np.minimum, np.maximum) if dark else (np.maximum, np.minimum)
     half = window // 2
     out = np.pad(values, 2 * half, mode="edge")
     for step in (first, second):
-        out = step(sliding_window_view(out, window, axis=0), axis=-1)
-        out = step(sliding_window_view(out, window, axis=1), axis=-1)
+        out = _running(_running(out, window, step, axis=0), window, step, axis=1)
     return out
+
+
+def _running(
+    values: npt.NDArray[np.uint8], window: int, step: np.ufunc, *, axis: int
+) -> npt.NDArray[np.uint8]:
+    """``step`` (``np.maximum`` or ``np.minimum``) over each run of ``window`` values along
+    ``axis`` (as long as ``values`` less ``window - 1``): runs of 1, 2, 4, ... values taken
+    together two at a time, then the last, overlapping, to make up ``window``."""
+
+    def part(array: npt.NDArray[np.uint8], start: int, length: int) -> npt.NDArray[np.uint8]:
+        return array[start : start + length] if axis == 0 else array[:, start : start + length]
+
+    n = values.shape[axis] - window + 1
+    out, width = values, 1
+    while 2 * width <= window:
+        size = out.shape[axis] - width
+        out = step(part(out, 0, size), part(out, width, size))
+        width *= 2
+    if width < window:
+        out = step(part(out, 0, n), part(out, window - width, n))
+    return part(out, 0, n)
 
 
 def _glare(counts: npt.NDArray[np.int64], background: float) -> bool:
@@ -441,12 +461,23 @@ def _glare(counts: npt.NDArray[np.int64], background: float) -> bool:
     return bright < GLARE_SHARE * lit
 
 
-def _without_paper(grey: Image.Image, *, light_paper: bool) -> Image.Image:
-    """The ink alone, light on black: the paper's level (``_flatten``) taken away."""
+def _paper(grey: Image.Image, *, light_paper: bool) -> npt.NDArray[np.int16]:
+    """The paper's level on a copy reduced to about ``PAPER_SIDE`` pixels on the shorter side
+    (by a whole factor), its strokes taken out by a closing (``_closing``)."""
+    factor = max(1, min(grey.size) // PAPER_SIDE)
+    small = np.asarray(grey.reduce(factor))
+    return _closing(small, PAPER_WINDOW, dark=not light_paper).astype(np.int16)
+
+
+def _without_paper(
+    grey: Image.Image, *, light_paper: bool, closed: npt.NDArray[np.int16] | None = None
+) -> Image.Image:
+    """The ink alone, light on black: the paper's level (``_flatten``) taken away. ``closed``:
+    the paper's level on the reduced copy (``_paper``), when known."""
     w, h = grey.size
     factor = max(1, min(w, h) // PAPER_SIDE)
-    small = np.asarray(grey.reduce(factor))
-    closed = _closing(small, PAPER_WINDOW, dark=not light_paper).astype(np.int16)
+    if closed is None:
+        closed = _paper(grey, light_paper=light_paper)
     # Carried on along its slope beyond its edges (extended by two blocks, linearly), smoothed,
     # and enlarged back with each block's level at its centre. Held level beyond the outer
     # centres, or smoothed up to the edges as they are, the paper under a glare rising towards
@@ -462,7 +493,8 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
     """The ink alone, light on black, with the paper's level taken away where it is, and
     whether that was needed. Uneven light (a photo lit from one side) leaves parts of the page
     as dark as ink; seen along the edges, the paper then spans more than ``UNEVEN`` grey levels
-    between its 10th and 90th percentiles. A glare on a photo (``_glare``) may not reach the
+    between its 10th and 90th percentiles, or, estimated, more than ``VIGNETTE`` (light falling
+    off towards the corners only). A glare on a photo (``_glare``) may not reach the
     edges: the page is then read as dark ink on uneven paper, if that leaves ink
     (``MIN_CONTRAST``: a glare on the digit lifts its ink to the paper's level elsewhere, so
     the page's tails do not show it; light ink in soft strokes leaves none, and is read as
@@ -480,9 +512,26 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
         ink = _without_paper(grey, light_paper=True)
         if _percentile(np.asarray(ink.histogram(), dtype=np.int64), 99.9) >= MIN_CONTRAST * 255:
             return ink, True
+    light_paper = _dark_ink(counts, background)
+    closed = None
     if _percentile(border, 90) - _percentile(border, 10) <= UNEVEN:
-        return grey, False
-    return _without_paper(grey, light_paper=_dark_ink(counts, background)), True
+        # Even along most of the edges; but the paper may still darken towards the corners
+        # (a lens's vignetting) by more than the ink table takes for paper (``VIGNETTE``; on
+        # dark paper, lighten). Only if the edges' darkest hundredth stands that far off (it is
+        # ink, or such paper), the paper's level is estimated and read along the edges, a
+        # block in from them: a line along an edge (a rule, a frame) outlasts the closing there.
+        if light_paper:
+            tail = background - _percentile(border, 1)
+        else:
+            tail = _percentile(border, 99) - background
+        if tail <= VIGNETTE:
+            return grey, False
+        closed = _paper(grey, light_paper=light_paper)
+        inner = closed[1:-1, 1:-1]
+        ring = np.concatenate([inner[0], inner[-1], inner[:, 0], inner[:, -1]])
+        if int(ring.max()) - int(ring.min()) <= VIGNETTE:
+            return grey, False
+    return _without_paper(grey, light_paper=light_paper, closed=closed), True
 
 
 def _salt_and_pepper(grey: Image.Image, background: float) -> bool:
