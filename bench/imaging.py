@@ -19,7 +19,8 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
 - ``224x224 drawing`` and ``1000x1000 photo``: as above (a seed per digit for the photo);
 - ``evenly lit photo``: the digit, 150 to 250 px, dark on evenly lit paper with grain,
   anywhere on an 800x600 JPEG; ``vignetted photo``: that page darkening towards the corners,
-  by 15 to 35% there, as through a lens;
+  by 15 to 35% there, as through a lens; ``shadowed photo``: that page with a shadow 20 to 40%
+  deep beyond a slanted edge, anywhere;
 - ``3 px pen, drawing``: the digit written again along its middle with a pen 3 px wide, dark
   on white, 280 px;
 - ``3 px pen, photo``: the same pen, the digit 330 px on a 1000 px photo-like page;
@@ -95,11 +96,14 @@ def photo(digit: np.ndarray, width: int, height: int, seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def even_photo(digit: np.ndarray, seed: int, *, vignette: bool = False) -> bytes:
+def even_photo(
+    digit: np.ndarray, seed: int, *, vignette: bool = False, shadow: bool = False
+) -> bytes:
     """The digit, 150 to 250 px, in dark ink (40 to 70) on evenly lit paper (195 to 225) with
     grain (sigma 3 to 5), anywhere on an 800x600 JPEG: a plain photo of a page. With
     ``vignette``, the light falls off towards the corners as through a lens, by 15 to 35% there
-    (by the square of the distance from the centre)."""
+    (by the square of the distance from the centre); with ``shadow``, a shadow 20 to 40% deep
+    covers the page beyond a slanted edge, anywhere, softened over 5 to 40 px."""
     rng = np.random.default_rng(seed)
     side = int(rng.integers(150, 251))
     paper, pen = float(rng.uniform(195, 225)), float(rng.uniform(40, 70))
@@ -109,8 +113,12 @@ def even_photo(digit: np.ndarray, seed: int, *, vignette: bool = False) -> bytes
     )
     top, left = int(rng.integers(0, 600 - side)), int(rng.integers(0, 800 - side))
     page[top : top + side, left : left + side] += (pen - paper) * ink / 255
+    ys, xs = np.mgrid[0:600, 0:800].astype(np.float32)
+    if shadow:
+        edge = xs - rng.uniform(160, 640) - rng.uniform(-0.4, 0.4) * (ys - 300)
+        soft = np.clip(edge / rng.uniform(5, 40), -50, 50)
+        page *= 1 - rng.uniform(0.2, 0.4) / (1 + np.exp(-soft))
     if vignette:
-        ys, xs = np.mgrid[0:600, 0:800].astype(np.float32)
         page *= (
             1 - rng.uniform(0.15, 0.35) * (((xs - 400) / 400) ** 2 + ((ys - 300) / 300) ** 2) / 2
         )
@@ -269,6 +277,7 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "1000x1000 photo": lambda digit, seed: photo(digit, 1000, 1000, seed),
     "evenly lit photo": even_photo,
     "vignetted photo": lambda digit, seed: even_photo(digit, seed, vignette=True),
+    "shadowed photo": lambda digit, seed: even_photo(digit, seed, shadow=True),
     "3 px pen, drawing": thin_drawing,
     "3 px pen, photo": thin_photo,
     "1 px pen, 28 px": fine_pen,

@@ -829,7 +829,13 @@ def _sheet(
         # off the picture's edges: a digit cropped to its own box touches them, and one of its
         # strokes along an edge, or its ends in the corners, would pass for a desk. (Ink a
         # step wide there is grain along the page's edge.)
-        if not contrasted or not _eroded(~filled, SHEET_BEYOND, outside=True).any():
+        beyond = _eroded(~filled, SHEET_BEYOND, outside=True)
+        if not contrasted or not beyond.any():
+            return None
+        # Bare, as a desk is: a shadow over part of the page passes for one, and may hold the
+        # digit (on the sheet's scale, something darker on it).
+        bare = np.bincount((255 - values if dark else values)[beyond], minlength=256)
+        if _percentile(bare, 50) - _percentile(bare, 2) > VIGNETTE:
             return None
         if (_eroded(inside, 1) & ~_eroded(filled, SHEET_BEYOND)).any():
             return None

@@ -271,9 +271,19 @@ def test_what_only_looks_like_a_page_cut_by_the_edges_is_not_one(
     """Pictures whose edges hold light paper and dark ink, as a page's edge does, but which are
     not pages cut by the picture's edges. MNIST test digits cropped to their own box: a 2's or
     a 5's bar along an edge, a slanted 1's ends in the corners (these ten passed for pages
-    with the desk beyond them, before the ink on a page was asked to keep off the desk). And a
-    digit on grey paper that fills the picture: nothing lies beyond it."""
+    with the desk beyond them, before the ink on a page was asked to keep off the desk). A
+    digit on grey paper that fills the picture: nothing lies beyond it. And a hard shadow over
+    part of a page, as dark as a desk, with the digit in it (the lit part was taken for the
+    page, and the digit was lost): the desk beyond a page is bare."""
     pictures = []
+    ys, xs = np.mgrid[0:640, 0:480].astype(np.float64)
+    shadow = 1 - 0.4 / (1 + np.exp(-(xs - 287 - 0.3 * (ys - 320)) / 14))
+    darkness = 1 - np.asarray(picture(golden, 3).resize((190, 190)), np.float64) / 255
+    for left, top in [(260, 100), (270, 300)]:
+        page = np.full((640, 480), 190.0)
+        page[top : top + 190, left : left + 190] -= 140 * darkness
+        grain = np.random.default_rng(6).normal(0, 4, page.shape)
+        pictures.append(Image.fromarray(np.clip(page * shadow + grain, 0, 255).astype(np.uint8)))
     for index in (38, 47, 92, 129, 149, 354, 3115, 3767, 3925, 4951):
         digit = Image.fromarray(255 - mnist.test_images[index])
         digit = digit.crop(ImageOps.invert(digit).getbbox())
