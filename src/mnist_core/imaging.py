@@ -833,9 +833,9 @@ def _sheet(
         if not contrasted or not beyond.any():
             return None
         # Bare, as a desk is: a shadow over part of the page passes for one, and may hold the
-        # digit (on the sheet's scale, something darker on it).
+        # digit (on the sheet's scale, something darker on it, if only a thousandth or two).
         bare = np.bincount((255 - values if dark else values)[beyond], minlength=256)
-        if _percentile(bare, 50) - _percentile(bare, 2) > VIGNETTE:
+        if _percentile(bare, 50) - _percentile(bare, 0.2) > VIGNETTE:
             return None
         if (_eroded(inside, 1) & ~_eroded(filled, SHEET_BEYOND)).any():
             return None
