@@ -820,7 +820,6 @@ def _sheet(
         present[:, None] & (xs >= first[:, None]) & (xs <= last[:, None])
     )
     inside = filled & ~light
-    rectangle, turn = _rectangle(hull)
     if cut >= SHEET_CUT:
         # Only part of the page's rectangle shows, and its turn is not known. What lies beyond
         # it must stand as far from it as a desk from paper (``CUT_CONTRAST``), not be the
@@ -840,8 +839,10 @@ def _sheet(
         if (_eroded(inside, 1) & ~_eroded(filled, SHEET_BEYOND)).any():
             return None
         turn = 0.0
-    elif area < SHEET_RECTANGLE * rectangle:
-        return None
+    else:
+        rectangle, turn = _rectangle(hull)
+        if area < SHEET_RECTANGLE * rectangle:
+            return None
     radius = max(1, round(SHEET_STROKE * min(bottom - top, right - left)))
     if int(_eroded(inside, radius).sum()) > SHEET_THIN * ink:
         return None

@@ -230,6 +230,31 @@ def test_bold_digits_are_not_sheets(dark: bool) -> None:
     assert ink_box(to_mnist(bar)) == (20, 14)  # the shape itself, scaled to 20 px
 
 
+def photographed(
+    golden: dict[int, bytes], light: float | npt.NDArray[np.float64], seed: int
+) -> Pixels:
+    """The ten golden digits, 220 px, in dark ink on paper at 205 filling an 800x600 photo,
+    lit by ``light`` (a gain, or one per pixel), with grain; as the service reads them."""
+    rng = np.random.default_rng(seed)
+    pixels = []
+    for digit in range(10):
+        darkness = 1 - np.asarray(picture(golden, digit).resize((220, 220)), np.float64) / 255
+        page = np.full((600, 800), 205.0)
+        page[190:410, 290:510] -= 150 * darkness
+        page = page * light + rng.normal(0, 4, page.shape)
+        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
+        pixels.append(to_mnist(Image.open(io.BytesIO(encode(photo, "JPEG", quality=90)))))
+    return np.stack(pixels)
+
+
+def assert_read_right(pixels: Pixels, model_root: Path) -> None:
+    """Each of the ten fields (of the digits 0 to 9) filled by its digit, and read right."""
+    for field in pixels:
+        assert max(ink_box(np.where(field >= 64, field, 0).astype(np.uint8))) >= 19
+    predicted = LiteClassifier.load(model_root).predict_batch(pixels).argmax(axis=1)
+    assert predicted.tolist() == list(range(10))
+
+
 def edge_showing(digit: Image.Image, *, dark: bool, corner: bool) -> Image.Image:
     """``digit`` (dark on light, 280 px) in the middle of a page that fills a 1200x900 photo
     but for a desk beyond its left edge, which slants 8 degrees, and with ``corner`` beyond its
@@ -258,11 +283,7 @@ def test_a_page_whose_edge_shows_is_read_right(
     ink's box, and the digit came out a fifth of its size beside it: 36 of these forty were
     read wrong by the default CNN."""
     photos = [edge_showing(picture(golden, d), dark=dark, corner=corner) for d in range(10)]
-    pixels = np.stack([to_mnist(photo) for photo in photos])
-    for digit in pixels:  # the digit alone fills the box
-        assert max(ink_box(np.where(digit >= 64, digit, 0).astype(np.uint8))) >= 19
-    predicted = LiteClassifier.load(model_root).predict_batch(pixels).argmax(axis=1)
-    assert predicted.tolist() == list(range(10))
+    assert_read_right(np.stack([to_mnist(photo) for photo in photos]), model_root)
 
 
 def test_what_only_looks_like_a_page_cut_by_the_edges_is_not_one(
@@ -298,19 +319,7 @@ def test_an_evenly_lit_photo_is_read_right(golden: dict[int, bytes], model_root:
     """The plainest photo of a page: dark ink on evenly lit paper, with a camera's grain. A few
     grains past the noise floor, too few to call the page grainy, set the ink's box to the
     whole page, and the digit came out a dot: all ten were read wrong."""
-    rng = np.random.default_rng(3)
-    pixels = []
-    for digit in range(10):
-        darkness = 1 - np.asarray(picture(golden, digit).resize((220, 220)), np.float64) / 255
-        page = np.full((600, 800), 205.0)
-        page[190:410, 290:510] -= 150 * darkness
-        page += rng.normal(0, 4, page.shape)
-        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
-        pixels.append(to_mnist(Image.open(io.BytesIO(encode(photo, "JPEG", quality=90)))))
-    for field in pixels:
-        assert max(ink_box(np.where(field >= 64, field, 0).astype(np.uint8))) >= 19
-    predicted = LiteClassifier.load(model_root).predict_batch(np.stack(pixels)).argmax(axis=1)
-    assert predicted.tolist() == list(range(10))
+    assert_read_right(photographed(golden, 1.0, seed=3), model_root)
 
 
 def test_a_vignetted_photo_is_read_right(golden: dict[int, bytes], model_root: Path) -> None:
@@ -320,19 +329,7 @@ def test_a_vignetted_photo_is_read_right(golden: dict[int, bytes], model_root: P
     wrong by the default CNN."""
     ys, xs = np.mgrid[0:600, 0:800].astype(np.float64)
     light = 1 - 0.35 * (((xs - 400) / 400) ** 2 + ((ys - 300) / 300) ** 2) / 2
-    rng = np.random.default_rng(4)
-    pixels = []
-    for digit in range(10):
-        darkness = 1 - np.asarray(picture(golden, digit).resize((220, 220)), np.float64) / 255
-        page = np.full((600, 800), 205.0)
-        page[190:410, 290:510] -= 150 * darkness
-        page = page * light + rng.normal(0, 4, page.shape)
-        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
-        pixels.append(to_mnist(Image.open(io.BytesIO(encode(photo, "JPEG", quality=90)))))
-    for field in pixels:
-        assert max(ink_box(np.where(field >= 64, field, 0).astype(np.uint8))) >= 19
-    predicted = LiteClassifier.load(model_root).predict_batch(np.stack(pixels)).argmax(axis=1)
-    assert predicted.tolist() == list(range(10))
+    assert_read_right(photographed(golden, light, seed=4), model_root)
 
 
 def test_a_speck_apart_from_the_digit_does_not_set_its_box(three: Image.Image) -> None:
