@@ -352,7 +352,7 @@ def _ink_box(ink: Image.Image, speckled: bool) -> tuple[int, int, int, int] | No
         lit = [0] * level + [255] * (256 - level)
     coarse = ink.reduce(factor).point(lit).getbbox()
     if coarse is None:
-        return ink.getbbox()
+        return bbox or ink.getbbox()  # the whole ink's box, read once
     left, top, right, bottom = (v * factor for v in coarse)
     pad = 2 * factor  # the faint ends of strokes, below the reduced copy's threshold
     region = (max(0, left - pad), max(0, top - pad), min(w, right + pad), min(h, bottom + pad))
