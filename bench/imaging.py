@@ -39,7 +39,10 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
   fills an 800x600 photo but for what lies beyond its edge on one side (or two, at a corner):
   a dark desk beside a light page, a light table beside a slate; grain, JPEG;
 - ``ruled paper`` and ``squared paper``: the 224x224 drawing with rules 2 px wide at grey 120
-  every 40 px, across (ruled) or across and down (squared).
+  every 40 px, across (ruled) or across and down (squared);
+- ``ruled notebook photo`` and ``squared notebook photo``: a photo of a notebook page turned up
+  to 2.5 degrees, rules 1 to 3 px wide at grey 130 to 180 every 25 to 40 px on paper at 195 to
+  225, the digit 1.5 to 4 rules tall over them, anywhere; grain, an 800x600 JPEG.
 """
 
 from __future__ import annotations
@@ -272,6 +275,31 @@ def ruled(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
     return png(Image.fromarray(page))
 
 
+def notebook(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
+    """A photo of a notebook page turned up to 2.5 degrees either way: rules 1 to 3 px wide at
+    grey 130 to 180, anti-aliased, every 25 to 40 px, across (ruled) or across and down
+    (squared), on paper at 195 to 225; the digit in dark ink (40 to 70) over them, 1.5 to 4
+    rules tall, anywhere; grain (sigma 3 to 5), an 800x600 JPEG."""
+    rng = np.random.default_rng(seed)
+    paper, pen = float(rng.uniform(195, 225)), float(rng.uniform(40, 70))
+    rule, gap, width = float(rng.uniform(130, 180)), float(rng.uniform(25, 40)), rng.uniform(1, 3)
+    turn = np.deg2rad(rng.uniform(-2.5, 2.5))
+    ys, xs = np.mgrid[0:600, 0:800].astype(np.float32)
+    page = np.full((600, 800), paper, dtype=np.float32)
+    across = ys * np.cos(turn) - xs * np.sin(turn)
+    for along in (across, xs * np.cos(turn) + ys * np.sin(turn)) if squared else (across,):
+        beyond = np.abs((along - rng.uniform(0, gap)) % gap - gap / 2) - width / 2
+        page += (rule - paper) * np.clip(0.5 - beyond, 0, 1)  # the rule's share of each pixel
+    side = int(gap * rng.uniform(1.5, 4))
+    ink = np.asarray(
+        Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32
+    )
+    top, left = int(rng.integers(0, 600 - side)), int(rng.integers(0, 800 - side))
+    region = page[top : top + side, left : left + side]
+    page[top : top + side, left : left + side] = region + (pen - region) * ink / 255
+    return jpeg(page + rng.normal(0, rng.uniform(3, 5), page.shape))
+
+
 UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "224x224 drawing": lambda digit, seed: drawn(digit),
     "1000x1000 photo": lambda digit, seed: photo(digit, 1000, 1000, seed),
@@ -291,6 +319,8 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "slate's edge, table": lambda digit, seed: page_edge(digit, seed, dark=True),
     "ruled paper": ruled,
     "squared paper": lambda digit, seed: ruled(digit, seed, squared=True),
+    "ruled notebook photo": notebook,
+    "squared notebook photo": lambda digit, seed: notebook(digit, seed, squared=True),
 }
 
 

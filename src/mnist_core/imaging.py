@@ -104,6 +104,14 @@ RULE_COVER = 0.9
 RULE_WIDTH = 1 / 40
 RULES = 2
 RULE_POINTS = 16
+# Rules turned by a slope of up to RULE_TILT (about 3 degrees: a photo of a page held square)
+# are found too, where lines of ink cross the picture (``_crossed``, ``_rule_slope``): the
+# slope is searched for on a copy reduced to RULE_SEARCH_COLUMNS across, and taken over square
+# when it lines the rules up RULE_BETTER times better (by the sum of the squares of the rows'
+# totals).
+RULE_TILT = 0.05
+RULE_SEARCH_COLUMNS = 16
+RULE_BETTER = 1.05
 # A sheet on a surface of the other polarity (``_sheet``: a light note on a dark desk, a slate on
 # a light table): looked for on pictures of at least SHEET_MIN_SIDE pixels a side, on a copy
 # reduced to about SHEET_SIDE; it spans SHEET_SPAN of the picture each way, fills SHEET_SOLID of
@@ -619,17 +627,169 @@ def _rules(core: npt.NDArray[np.bool_], faint: npt.NDArray[np.bool_]) -> list[tu
 
 
 def _covered(
-    lines: npt.NDArray[np.uint8], maybe: npt.NDArray[np.bool_]
+    lines: npt.NDArray[np.uint8], maybe: npt.NDArray[np.bool_], lengths: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Which ``lines`` (the rows of an ink image, or its columns) have ink across ``RULE_COVER``
-    of their length: a quarter lit or more, and any at all; only those ``maybe`` are read."""
-    length = lines.shape[1]
+    of their ``lengths`` in the picture: a quarter lit or more, and any at all; only those
+    ``maybe`` are read."""
     core, faint = np.zeros(len(lines), dtype=bool), np.zeros(len(lines), dtype=bool)
     if maybe.any():
-        some = lines[maybe]
-        core[maybe] = np.count_nonzero(some >= QUARTER, axis=1) >= RULE_COVER * length
-        faint[maybe] = np.count_nonzero(some, axis=1) >= RULE_COVER * length
+        some, cover = lines[maybe], RULE_COVER * lengths[maybe]
+        core[maybe] = np.count_nonzero(some >= QUARTER, axis=1) >= cover
+        faint[maybe] = np.count_nonzero(some, axis=1) >= cover
     return core, faint
+
+
+def _rule_slope(ink: Image.Image, *, columns: bool) -> float:
+    """The slope (lines down per pixel across) within ``RULE_TILT`` either way at which lines
+    of ink along ``ink``'s rows (its columns, with ``columns``: then across and down swap)
+    line up best: where the sum of the squares of the rows' totals is highest, each column
+    moved up by the slope. Searched on a copy reduced to ``RULE_SEARCH_COLUMNS`` across (a
+    rule drifts a pixel or so over each): first reduced down too, by steps drifting a pixel
+    down that copy, then at full height round the best of those, by steps drifting a pixel
+    down the picture (reduced down by the square root of the first search's steps, both try
+    about as many slopes). 0 unless a slope does ``RULE_BETTER`` better than square."""
+    w, h = (ink.height, ink.width) if columns else ink.size
+    across = max(1, w // RULE_SEARCH_COLUMNS)
+    if columns:
+        reduced = ink.reduce((1, across)).transpose(Image.Transpose.TRANSPOSE)
+    else:
+        reduced = ink.reduce((across, 1))
+    fine = np.asarray(reduced, dtype=np.float64)
+    down = max(1, round(math.sqrt(RULE_TILT * w)))
+    rows = h // down * down
+    coarse = fine[:rows].reshape(rows // down, down, -1).sum(axis=1)
+    slope = _best_slope(coarse, across / down, 0.0, RULE_TILT, down / w, better=RULE_BETTER)
+    if down == 1:
+        return slope
+    return _best_slope(fine, across, slope, down / w, 1 / w, better=1.0)
+
+
+def _best_slope(
+    copy: npt.NDArray[np.float64],
+    scale: float,
+    centre: float,
+    reach: float,
+    step: float,
+    *,
+    better: float,
+) -> float:
+    """Of the slopes ``centre`` and round it, ``step`` apart, ``reach`` either way, the one at
+    which ``copy`` (a picture reduced ``scale`` times more across than down) has its lines
+    most along its rows; ``centre`` unless another does ``better`` times better. The rows'
+    totals for every slope come from one count (NumPy's ``bincount``), each slope's rows
+    numbered apart."""
+    h, w = copy.shape
+    count = round(reach / step)
+    slopes = centre + step * np.arange(-count, count + 1)
+    shifts = np.round(slopes[:, None] * ((np.arange(w) - (w - 1) / 2) * scale)).astype(np.int64)
+    pad = int(np.abs(shifts).max())
+    span = h + 2 * pad
+    rows = (np.arange(len(slopes)) * span)[:, None, None] + np.arange(h)[None, :, None]
+    where = rows + (pad - shifts)[:, None, :]
+    weights = np.broadcast_to(copy, where.shape).ravel()
+    totals = np.bincount(where.ravel(), weights=weights, minlength=len(slopes) * span)
+    scores = np.square(totals).reshape(len(slopes), span).sum(axis=1)
+    best = int(np.argmax(scores))
+    return float(slopes[best]) if scores[best] > scores[count] * better else centre
+
+
+def _straightened(
+    lines: npt.NDArray[np.uint8], slope: float
+) -> tuple[npt.NDArray[np.uint8], list[tuple[int, int, int]], npt.NDArray[np.int64]]:
+    """``lines`` with each column moved down or up by a whole number of pixels so that lines at
+    ``slope`` lie along the rows, on a canvas padded above and below; the runs of columns
+    moved alike (first column, column after the last, row of the canvas where their first
+    row goes); and how many pixels of each row of the canvas are the picture's."""
+    h, w = lines.shape
+    shifts = np.round(slope * (np.arange(w) - (w - 1) / 2)).astype(np.int64)
+    pad = int(np.abs(shifts).max())
+    canvas = np.zeros((h + 2 * pad, w), dtype=np.uint8)
+    lengths = np.zeros(h + 2 * pad, dtype=np.int64)
+    starts = np.concatenate(([0], np.flatnonzero(np.diff(shifts)) + 1))
+    runs = []
+    for a, b in zip(starts.tolist(), [*starts[1:].tolist(), w], strict=True):
+        top = pad - int(shifts[a])
+        canvas[top : top + h, a:b] = lines[:, a:b]
+        lengths[top : top + h] += b - a
+        runs.append((a, b, top))
+    return canvas, runs, lengths
+
+
+def _crossed(ink: Image.Image, *, columns: bool) -> bool:
+    """Whether lines of ink cross ``ink`` along its rows (its columns, with ``columns``) as a
+    page's rules do, square or turned: the strips along both of their ends (``_edge_width``)
+    are inked (a quarter lit on average, across the strip) in at least ``RULES`` separate runs
+    each. Each strip is averaged across, in C."""
+    w, h = ink.size
+    k = _edge_width(ink.size)
+    if columns:
+        ends = [(0, 0, w, k), (0, h - k, w, h)]
+        across: tuple[int, int] = (w, 1)
+    else:
+        ends = [(0, 0, k, h), (w - k, 0, w, h)]
+        across = (1, h)
+    for box in ends:
+        lit = np.asarray(ink.crop(box).resize(across, Image.Resampling.BOX)).ravel() >= QUARTER
+        if int(lit[0]) + np.count_nonzero(lit[1:] & ~lit[:-1]) < RULES:
+            return False
+    return True
+
+
+def _found_rules(
+    lines: npt.NDArray[np.uint8], slope: float
+) -> tuple[npt.NDArray[np.uint8], list[tuple[int, int, int]], list[tuple[int, int]]]:
+    """The rules along ``lines``' rows at ``slope``: the lines (sheared to lay them along its
+    rows, ``_straightened``, unless square), the runs of columns moved alike, and the rules'
+    bands in it (first line, line after the last); no bands unless at least ``RULES`` of them
+    cross half of the picture or more (then a rule's end cut off by the picture's edge is one
+    too). Lines are read whole only where ``RULE_POINTS`` points evenly along them are mostly
+    lit (three in four of those in the picture: one lit along 90% of its length is, unless its
+    gaps fall on the points)."""
+    h, w = lines.shape
+    if slope:
+        canvas, runs, lengths = _straightened(lines, slope)
+        # Sheared, a rule may still drift a pixel across the picture: it is read in each line
+        # and the next together, and both go.
+        seen = np.maximum(canvas[:-1], canvas[1:])
+        seen_lengths = np.maximum(lengths[:-1], lengths[1:])
+    else:
+        canvas, runs, lengths = lines, [], np.full(h, w)
+        seen, seen_lengths = canvas, lengths
+    points = ((np.arange(RULE_POINTS) + 0.5) * w / RULE_POINTS).astype(np.intp)
+    lit = np.count_nonzero(seen[:, points] > 0, axis=1)
+    # Lines of which fewer than four points lie in the picture are read whole.
+    short = seen_lengths * RULE_POINTS < 4 * w
+    maybe = ((lit * 4 * w >= 3 * RULE_POINTS * seen_lengths) | short) & (seen_lengths > 0)
+    bands = _rules(*_covered(seen, maybe, seen_lengths)) if maybe.any() else []
+    if sum(int(seen_lengths[a:b].max()) * 2 >= w for a, b in bands) < RULES:
+        return canvas, runs, []
+    return canvas, runs, [(a, b + 1) if runs else (a, b) for a, b in bands]
+
+
+def _without_rules(
+    ink: Image.Image, lines: npt.NDArray[np.uint8], *, columns: bool
+) -> npt.NDArray[np.uint8] | None:
+    """``lines`` (the values of ``ink``, or with ``columns`` their transpose) with the rules
+    along its rows taken out; None if it has none. Where lines of ink cross the picture
+    (``_crossed``), they are looked for at the slope that lines them up best
+    (``_rule_slope``); square to the picture otherwise."""
+    h = len(lines)
+    slope = _rule_slope(ink, columns=columns) if _crossed(ink, columns=columns) else 0.0
+    canvas, runs, bands = _found_rules(lines, slope)
+    if not bands:
+        return None
+    canvas = canvas.copy() if canvas is lines else canvas
+    for a, b in bands:
+        before = canvas[a - 1] if a > 0 else np.zeros_like(canvas[0])
+        after = canvas[b] if b < len(canvas) else np.zeros_like(canvas[0])
+        canvas[a:b] = np.minimum(before, after)
+    if not runs:
+        return canvas
+    straight = np.empty_like(lines)
+    for a, b, top in runs:
+        straight[:, a:b] = canvas[top : top + h, a:b]
+    return straight
 
 
 def _unruled(ink: Image.Image) -> Image.Image:
@@ -638,30 +798,21 @@ def _unruled(ink: Image.Image) -> Image.Image:
     lines with ink across ``RULE_COVER`` of the picture, at least a quarter of full white in
     one of them at least (the others are its anti-aliased edges); with at least ``RULES`` of
     them one way, each line of a rule becomes, pixel by pixel, the fainter of the lines just
-    outside it, so a stroke crossing a rule goes on through it and the rule itself goes. Only
-    rules square to the picture are found (a drawing, a scan, a screenshot; a photo's are
-    turned). Lines are read whole only where ``RULE_POINTS`` points evenly along them are
-    mostly lit (three in four: one lit along 90% of its length is, unless its gaps fall on
-    the points); the points are picked in C."""
-    w, h = ink.size
-    along_rows = np.asarray(ink.resize((RULE_POINTS, h), Image.Resampling.NEAREST))
-    along_cols = np.asarray(ink.resize((w, RULE_POINTS), Image.Resampling.NEAREST))
-    maybe_rows = (along_rows > 0).sum(axis=1) * 4 >= RULE_POINTS * 3
-    maybe_cols = (along_cols > 0).sum(axis=0) * 4 >= RULE_POINTS * 3
-    if not maybe_rows.any() and not maybe_cols.any():
-        return ink
+    outside it, so a stroke crossing a rule goes on through it and the rule itself goes.
+    Rules square to the picture (a drawing, a scan, a screenshot) or turned by up to
+    ``RULE_TILT`` (a photo of a page: its lines are read with the picture sheared to lay them
+    along its rows, ``_rule_slope``) are found; the rows' rules are taken out first, then the
+    columns' (a column rule crossing a row rule goes on through it)."""
     values = np.asarray(ink)
-    rows = _rules(*_covered(values, maybe_rows))
-    cols = _rules(*_covered(values.T, maybe_cols))
-    if not rows and not cols:
+    rows = _without_rules(ink, values, columns=False)
+    if rows is not None:
+        values = rows
+    cols = _without_rules(ink, values.T, columns=True)
+    if cols is not None:
+        values = cols.T
+    elif rows is None:
         return ink
-    values = values.copy()
-    for lines, bands in ((values, rows), (values.T, cols)):  # the transpose is a view
-        for a, b in bands:
-            before = lines[a - 1] if a > 0 else np.zeros_like(lines[0])
-            after = lines[b] if b < len(lines) else np.zeros_like(lines[0])
-            lines[a:b] = np.minimum(before, after)
-    return Image.fromarray(values)
+    return Image.fromarray(np.ascontiguousarray(values))
 
 
 def _hull(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
