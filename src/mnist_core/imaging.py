@@ -52,6 +52,9 @@ DRAWN_COVER = 0.5
 MIN_CONTRAST = 0.12
 # After normalisation, values below this are paper texture or compression noise.
 NOISE_FLOOR = 0.1
+# Pixels standing off the paper by twice MIN_CONTRAST or more, CLEAR_INK of the picture at least:
+# ink, even where fainter lines, many more of them, set the ink's level under MIN_CONTRAST.
+CLEAR_INK = 0.0002
 # The level of the strokes in a reduced box: this percentile of its pixels above the noise floor.
 INK_LEVEL = 95
 # A background this close to mid-grey says nothing of the ink's polarity (white chalk on grey,
@@ -330,7 +333,13 @@ def ink_table(grey: Image.Image, histograms: Histograms | None = None) -> list[i
     # The ink's level, or, with nothing clearly off the background, the brightest level there is.
     peak = _percentile(candidates, 95) if candidates.sum() else float(np.flatnonzero(counts).max())
     if peak - background < MIN_CONTRAST * 255:
-        raise NoInkError("the image has no ink: it is blank or nearly uniform")
+        # Faint lines over much more of the page than the ink (a notebook's rules, a few
+        # levels off the paper) may have set that level: the ink is then what stands twice as
+        # far off, if there is enough of it.
+        clear = np.where(levels > background + 2 * MIN_CONTRAST * 255, counts, 0)
+        if clear.sum() < CLEAR_INK * counts.sum():
+            raise NoInkError("the image has no ink: it is blank or nearly uniform")
+        peak = _percentile(clear, 95)
     own = levels[::-1] if inverted else levels
     ink = np.clip((own - background) / (peak - background), 0.0, 1.0)
     ink[ink < NOISE_FLOOR] = 0.0

@@ -681,6 +681,37 @@ def test_a_photo_of_a_notebook_page_is_read_right(
     assert_read_right(np.stack(inputs), model_root)
 
 
+def test_faint_rules_over_most_of_the_page_leave_the_ink_its_level(
+    golden: dict[int, bytes], model_root: Path
+) -> None:
+    """The ten golden digits, 64 px in dark ink, on a photo of a page ruled with faint lines
+    (20 levels under the paper, 3 px wide every 20 px): the rules, far more of the page than
+    the ink, set the ink's level under the least contrast, and the upload was refused as
+    blank. The ruled page without a digit still is."""
+
+    def page() -> npt.NDArray[np.float64]:
+        values = np.full((600, 800), 200.0)
+        for top in range(8, 600, 20):
+            values[top : top + 3] = 180.0
+        return values
+
+    def photographed(values: npt.NDArray[np.float64], seed: int) -> Image.Image:
+        grain = np.random.default_rng(seed).normal(0, 3, values.shape)
+        photo = Image.fromarray(np.clip(values + grain, 0, 255).astype(np.uint8))
+        return Image.open(io.BytesIO(encode(photo, "JPEG", quality=90)))
+
+    inputs = []
+    for digit in range(10):
+        values = page()
+        darkness = 1 - np.asarray(picture(golden, digit).resize((64, 64)), np.float64) / 255
+        region = values[300:364, 400:464]
+        values[300:364, 400:464] = region - (region - 50) * darkness
+        inputs.append(to_mnist(photographed(values, digit)))
+    assert_read_right(np.stack(inputs), model_root)
+    with pytest.raises(NoInkError):
+        to_mnist(photographed(page(), 10))
+
+
 @pytest.mark.parametrize("degrees", [-2.8, -1.0, -0.3, 0.3, 1.0, 2.8])
 def test_the_slope_of_turned_rules_is_found(degrees: float) -> None:
     """The slope at which a page's rules lie, either way, is found to within a pixel and a
