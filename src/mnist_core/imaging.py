@@ -101,8 +101,8 @@ FRAME_SIDES = 3
 FRAME_LEVEL = 0.8 * 255
 # Ruled or squared paper (``_unruled``): a rule is a band of at most RULE_WIDTH of the picture's
 # side (at least 2 px) in which RULE_COVER of every line is ink, a quarter lit or more in one
-# line at least; at least RULES of them across the picture, square to it, say ruled paper (a
-# digit's own straight stroke is one, or thick).
+# line at least; at least RULES of them across the picture, square to it or turned a little
+# (below), say ruled paper (a digit's own straight stroke is one, or thick).
 RULE_COVER = 0.9
 RULE_WIDTH = 1 / 40
 RULES = 2

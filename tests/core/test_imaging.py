@@ -716,7 +716,7 @@ def test_faint_rules_over_most_of_the_page_leave_the_ink_its_level(
 def test_the_slope_of_turned_rules_is_found(degrees: float) -> None:
     """The slope at which a page's rules lie, either way, is found to within a pixel and a
     half of drift across the picture (the search steps by one, on columns 50 px wide), for
-    the rows' rules and the columns'; the rules are read two lines at a time, so they go."""
+    the rows' rules and the columns' (they are then read two lines at a time)."""
     ink = Image.fromarray(
         np.clip((210 - notebook_page(degrees, squared=True)) * 4, 0, 255).astype(np.uint8)
     )
