@@ -276,14 +276,14 @@ def ruled(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
 
 
 def notebook(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
-    """A photo of a notebook page turned up to 2.5 degrees either way: rules 1 to 3 px wide at
-    grey 130 to 180, anti-aliased, every 25 to 40 px, across (ruled) or across and down
-    (squared), on paper at 195 to 225; the digit in dark ink (40 to 70) over them, 1.5 to 4
+    """A photo of a notebook page held by hand, turned up to 5 degrees either way: rules 1 to 3
+    px wide at grey 130 to 180, anti-aliased, every 25 to 40 px, across (ruled) or across and
+    down (squared), on paper at 195 to 225; the digit in dark ink (40 to 70) over them, 1.5 to 4
     rules tall, anywhere; grain (sigma 3 to 5), an 800x600 JPEG."""
     rng = np.random.default_rng(seed)
     paper, pen = float(rng.uniform(195, 225)), float(rng.uniform(40, 70))
     rule, gap, width = float(rng.uniform(130, 180)), float(rng.uniform(25, 40)), rng.uniform(1, 3)
-    turn = np.deg2rad(rng.uniform(-2.5, 2.5))
+    turn = np.deg2rad(rng.uniform(-5, 5))
     ys, xs = np.mgrid[0:600, 0:800].astype(np.float32)
     page = np.full((600, 800), paper, dtype=np.float32)
     across = ys * np.cos(turn) - xs * np.sin(turn)

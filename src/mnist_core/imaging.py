@@ -107,13 +107,14 @@ RULE_COVER = 0.9
 RULE_WIDTH = 1 / 40
 RULES = 2
 RULE_POINTS = 16
-# Rules turned by a slope of up to RULE_TILT (about 3 degrees: a photo of a page held square)
+# Rules turned by a slope of up to RULE_TILT (about 6 degrees: a photo of a page held by hand)
 # are found too, where lines of ink cross the picture (``_crossed``, ``_rule_slope``): the
 # slope is searched for on a copy reduced to RULE_SEARCH_COLUMNS across, and taken over square
 # when it lines the rules up RULE_BETTER times better (by the sum of the squares of the rows'
-# totals).
-RULE_TILT = 0.05
+# totals); then found more closely on one reduced to RULE_FINE_COLUMNS.
+RULE_TILT = 0.1
 RULE_SEARCH_COLUMNS = 16
+RULE_FINE_COLUMNS = 64
 RULE_BETTER = 1.05
 # A sheet on a surface of the other polarity (``_sheet``: a light note on a dark desk, a slate on
 # a light table): looked for on pictures of at least SHEET_MIN_SIDE pixels a side, on a copy
@@ -653,25 +654,39 @@ def _rule_slope(ink: Image.Image, *, columns: bool) -> float:
     """The slope (lines down per pixel across) within ``RULE_TILT`` either way at which lines
     of ink along ``ink``'s rows (its columns, with ``columns``: then across and down swap)
     line up best: where the sum of the squares of the rows' totals is highest, each column
-    moved up by the slope. Searched on a copy reduced to ``RULE_SEARCH_COLUMNS`` across (a
-    rule drifts a pixel or so over each): first reduced down too, by steps drifting a pixel
-    down that copy, then at full height round the best of those, by steps drifting a pixel
-    down the picture (reduced down by the square root of the first search's steps, both try
-    about as many slopes). 0 unless a slope does ``RULE_BETTER`` better than square."""
+    moved up by the slope. Searched in three steps, on copies reduced across (a turned rule
+    drifts a few pixels over each of their columns), each round the best slope of the one
+    before: on one reduced to ``RULE_SEARCH_COLUMNS`` across and down too, by steps drifting a
+    line down it (reduced by about as many lines as this tries slopes each way); on that copy
+    at full height, within two of those steps (a rule fills little of a reduced line, and a
+    slope a step off may line it up as well), by steps drifting a pixel down the picture; on
+    one reduced to ``RULE_FINE_COLUMNS`` across, within two of those (a rule drifting two
+    pixels across the picture is read in part). The first step stays square unless a slope
+    does ``RULE_BETTER`` better."""
     w, h = (ink.height, ink.width) if columns else ink.size
-    across = max(1, w // RULE_SEARCH_COLUMNS)
+    across, copy = _reduced_across(ink, RULE_SEARCH_COLUMNS, columns=columns)
+    down = max(1, round(math.sqrt(RULE_TILT * w)))
+    rows = h // down * down
+    coarse = copy[:rows].reshape(rows // down, down, -1).sum(axis=1)
+    slope = _best_slope(coarse, across / down, 0.0, RULE_TILT, down / w, better=RULE_BETTER)
+    slope = _best_slope(copy, across, slope, 2 * down / w, 1 / w, better=1.0)
+    across, copy = _reduced_across(ink, RULE_FINE_COLUMNS, columns=columns)
+    return _best_slope(copy, across, slope, 2 / w, 1 / w, better=1.0)
+
+
+def _reduced_across(
+    ink: Image.Image, count: int, *, columns: bool
+) -> tuple[int, npt.NDArray[np.float64]]:
+    """How many pixels across are averaged into one, and ``ink`` so reduced to about
+    ``count`` across its rows (its columns, with ``columns``: transposed, so that they
+    lie along the copy's rows)."""
+    w = ink.height if columns else ink.width
+    across = max(1, w // count)
     if columns:
         reduced = ink.reduce((1, across)).transpose(Image.Transpose.TRANSPOSE)
     else:
         reduced = ink.reduce((across, 1))
-    fine = np.asarray(reduced, dtype=np.float64)
-    down = max(1, round(math.sqrt(RULE_TILT * w)))
-    rows = h // down * down
-    coarse = fine[:rows].reshape(rows // down, down, -1).sum(axis=1)
-    slope = _best_slope(coarse, across / down, 0.0, RULE_TILT, down / w, better=RULE_BETTER)
-    if down == 1:
-        return slope
-    return _best_slope(fine, across, slope, down / w, 1 / w, better=1.0)
+    return across, np.asarray(reduced, dtype=np.float64)
 
 
 def _best_slope(
@@ -683,14 +698,14 @@ def _best_slope(
     *,
     better: float,
 ) -> float:
-    """Of the slopes ``centre`` and round it, ``step`` apart, ``reach`` either way, the one at
-    which ``copy`` (a picture reduced ``scale`` times more across than down) has its lines
-    most along its rows; ``centre`` unless another does ``better`` times better. The rows'
-    totals for every slope come from one count (NumPy's ``bincount``), each slope's rows
-    numbered apart."""
+    """Of the slopes ``centre`` and round it, ``step`` apart, ``reach`` either way (none beyond
+    ``RULE_TILT``), the one at which ``copy`` (a picture reduced ``scale`` times more across
+    than down) has its lines most along its rows; ``centre`` unless another does ``better``
+    times better. The rows' totals for every slope come from one count (NumPy's
+    ``bincount``), each slope's rows numbered apart."""
     h, w = copy.shape
     count = round(reach / step)
-    slopes = centre + step * np.arange(-count, count + 1)
+    slopes = np.clip(centre + step * np.arange(-count, count + 1), -RULE_TILT, RULE_TILT)
     shifts = np.round(slopes[:, None] * ((np.arange(w) - (w - 1) / 2) * scale)).astype(np.int64)
     pad = int(np.abs(shifts).max())
     span = h + 2 * pad
@@ -782,10 +797,13 @@ def _without_rules(
     """``lines`` (the values of ``ink``, or with ``columns`` their transpose) with the rules
     along its rows taken out; None if it has none. Where lines of ink cross the picture
     (``_crossed``), they are looked for at the slope that lines them up best
-    (``_rule_slope``); square to the picture otherwise."""
+    (``_rule_slope``), and square to the picture if none lie along it (the slope may line up
+    a digit's long stroke better than square rules); square to it otherwise."""
     h = len(lines)
     slope = _rule_slope(ink, columns=columns) if _crossed(ink, columns=columns) else 0.0
     canvas, runs, bands = _found_rules(lines, slope)
+    if not bands and slope:
+        canvas, runs, bands = _found_rules(lines, 0.0)
     if not bands:
         return None
     canvas = canvas.copy() if canvas is lines else canvas
