@@ -706,7 +706,7 @@ def _best_slope(
     h, w = copy.shape
     count = round(reach / step)
     slopes = np.clip(centre + step * np.arange(-count, count + 1), -RULE_TILT, RULE_TILT)
-    shifts = np.round(slopes[:, None] * ((np.arange(w) - (w - 1) / 2) * scale)).astype(np.int64)
+    shifts = _shifts(slopes, w, scale)
     pad = int(np.abs(shifts).max())
     span = h + 2 * pad
     rows = (np.arange(len(slopes)) * span)[:, None, None] + np.arange(h)[None, :, None]
@@ -718,6 +718,17 @@ def _best_slope(
     return float(slopes[best]) if scores[best] > scores[count] * better else centre
 
 
+def _shifts(
+    slopes: npt.NDArray[np.float64] | float, columns: int, width: float = 1.0
+) -> npt.NDArray[np.int64]:
+    """For each of ``slopes`` (or the one), how many whole pixels each of ``columns`` columns
+    ``width`` pixels wide moves down for lines at that slope to lie along the rows, the
+    middle of the picture staying where it is."""
+    middle = (np.arange(columns) - (columns - 1) / 2) * width
+    shifts: npt.NDArray[np.int64] = np.round(np.multiply.outer(slopes, middle)).astype(np.int64)
+    return shifts
+
+
 def _straightened(
     lines: npt.NDArray[np.uint8], slope: float
 ) -> tuple[npt.NDArray[np.uint8], list[tuple[int, int, int]], npt.NDArray[np.int64]]:
@@ -726,7 +737,7 @@ def _straightened(
     moved alike (first column, column after the last, row of the canvas where their first
     row goes); and how many pixels of each row of the canvas are the picture's."""
     h, w = lines.shape
-    shifts = np.round(slope * (np.arange(w) - (w - 1) / 2)).astype(np.int64)
+    shifts = _shifts(slope, w)
     pad = int(np.abs(shifts).max())
     canvas = np.zeros((h + 2 * pad, w), dtype=np.uint8)
     lengths = np.zeros(h + 2 * pad, dtype=np.int64)
