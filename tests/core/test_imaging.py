@@ -57,6 +57,11 @@ def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
     return buffer.getvalue()
 
 
+def as_jpeg(image: Image.Image, quality: int = 90) -> Image.Image:
+    """``image`` saved as a JPEG, as a camera saves a photo, and opened again."""
+    return Image.open(io.BytesIO(encode(image, "JPEG", quality=quality)))
+
+
 def picture(golden: dict[int, bytes], digit: int) -> Image.Image:
     """The golden digit: a real MNIST test digit, dark on light, 280x280, mode L."""
     image = Image.open(io.BytesIO(golden[digit]))
@@ -158,7 +163,7 @@ def on_a_surface(sheet: Image.Image, turned: int, dark: bool) -> Pixels:
     sheet = sheet.rotate(turned, expand=True)
     page = Image.new("L", (1200, 900), 210 if dark else 45)
     page.paste(sheet, (600 - sheet.width // 2, 450 - sheet.height // 2), mask)
-    return to_mnist(Image.open(io.BytesIO(encode(page, "JPEG", quality=90))))
+    return to_mnist(as_jpeg(page))
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light-sheet-dark-desk", "slate-light-table"])
@@ -244,7 +249,7 @@ def photographed(
         page[190:410, 290:510] -= 150 * darkness
         page = page * light + rng.normal(0, 4, page.shape)
         photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
-        pixels.append(to_mnist(Image.open(io.BytesIO(encode(photo, "JPEG", quality=90)))))
+        pixels.append(to_mnist(as_jpeg(photo)))
     return np.stack(pixels)
 
 
@@ -271,7 +276,7 @@ def edge_showing(digit: Image.Image, *, dark: bool, corner: bool) -> Image.Image
     blurred = np.asarray(page.filter(ImageFilter.GaussianBlur(1)), dtype=np.float64)
     grain = np.random.default_rng(5).normal(0, 5, blurred.shape)
     photo = Image.fromarray(np.clip(blurred + grain, 0, 255).astype(np.uint8))
-    return Image.open(io.BytesIO(encode(photo, "JPEG", quality=90)))
+    return as_jpeg(photo)
 
 
 @pytest.mark.parametrize("corner", [False, True], ids=["side", "corner"])
@@ -359,7 +364,7 @@ def test_a_photo_lit_from_one_side_is_read_right(
     region = paper[top : top + 300, left : left + 300]
     paper[top : top + 300, left : left + 300] = region * (1 - 0.8 * ink)
     photo = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
-    pixels = to_mnist(Image.open(io.BytesIO(encode(photo, "JPEG"))))
+    pixels = to_mnist(as_jpeg(photo, quality=75))
     # The strokes fill the box as in MNIST: grain beside them must not widen it (it did, by up
     # to a tenth of the page, and the digit came out small and faint).
     strokes = np.where(pixels >= 64, pixels, 0).astype(np.uint8)
@@ -395,7 +400,7 @@ def test_a_thin_pen_is_read_right(
             paper = 190 + 50 * xs / 1000 - 25 * ys / 1000 + rng.normal(0, 6, ys.shape)
             paper[335:665, 335:665] *= 1 - 0.8 * thin_pen(picture(golden, digit), 330)
             page = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
-            upload = Image.open(io.BytesIO(encode(page, "JPEG", quality=90)))
+            upload = as_jpeg(page)
         else:
             ink = thin_pen(picture(golden, digit), 280)
             upload = Image.fromarray(np.round(255 * (1 - ink)).astype(np.uint8))
@@ -457,7 +462,7 @@ def test_a_dim_photo_is_read_right(golden: dict[int, bytes], model_root: Path) -
         ink = 1 - np.asarray(picture(golden, digit).resize((210, 210)), dtype=np.float64) / 255
         paper[195:405, 295:505] -= 50 * ink
         page = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
-        pixels = to_mnist(Image.open(io.BytesIO(encode(page, "JPEG", quality=90))))
+        pixels = to_mnist(as_jpeg(page))
         # Specks beside the strokes may widen the box a little; the page did by far more.
         assert max(ink_box(np.where(pixels >= 64, pixels, 0).astype(np.uint8))) >= 16, digit
         inputs.append(pixels)
@@ -478,7 +483,7 @@ def test_little_ink_on_grey_paper_is_found(golden: dict[int, bytes]) -> None:
         paper = 130 + np.random.default_rng(seed).normal(0, 4, (600, 800))
         paper[250:370, 350:470] -= 50 * ink
         page = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
-        pixels = to_mnist(Image.open(io.BytesIO(encode(page, "JPEG", quality=90))))
+        pixels = to_mnist(as_jpeg(page))
         height, width = ink_box(np.where(pixels >= 64, pixels, 0).astype(np.uint8))
         # A 1, upright: specks of grain beside it shorten it a little (15 to 20 px tall).
         assert height >= 14, (seed, height)
@@ -560,7 +565,7 @@ def test_a_glare_on_a_dim_photo_is_read_right(golden: dict[int, bytes], model_ro
         paper[200:400, 300:500] -= 50 * ink
         paper += 110 * np.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * 60**2))
         page = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
-        pixels = to_mnist(Image.open(io.BytesIO(encode(page, "JPEG", quality=90))))
+        pixels = to_mnist(as_jpeg(page))
         inputs.append(pixels)
     predicted = LiteClassifier.load(model_root).predict_batch(np.stack(inputs)).argmax(axis=1)
     assert predicted.tolist() == list(range(10))
@@ -690,7 +695,7 @@ def test_a_photo_of_a_notebook_page_is_read_right(
         page[230:370, 330:470] = region - (region - 50) * darkness
         page += np.random.default_rng(digit).normal(0, 4, page.shape)
         photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
-        inputs.append(to_mnist(Image.open(io.BytesIO(encode(photo, "JPEG", quality=90)))))
+        inputs.append(to_mnist(as_jpeg(photo)))
     assert_read_right(np.stack(inputs), model_root)
 
 
@@ -711,7 +716,7 @@ def test_faint_rules_over_most_of_the_page_leave_the_ink_its_level(
     def photographed(values: npt.NDArray[np.float64], seed: int) -> Image.Image:
         grain = np.random.default_rng(seed).normal(0, 3, values.shape)
         photo = Image.fromarray(np.clip(values + grain, 0, 255).astype(np.uint8))
-        return Image.open(io.BytesIO(encode(photo, "JPEG", quality=90)))
+        return as_jpeg(photo)
 
     inputs = []
     for digit in range(10):
