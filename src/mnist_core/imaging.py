@@ -147,6 +147,7 @@ THIN_CORE = 0.1
 
 FloatImage = npt.NDArray[np.float32]
 MnistImage = npt.NDArray[np.uint8]
+FloatArray = npt.NDArray[np.float64]
 
 
 class UnsupportedImageError(ImageError):
@@ -700,22 +701,29 @@ def _best_slope(
 ) -> float:
     """Of the slopes ``centre`` and round it, ``step`` apart, ``reach`` either way (none beyond
     ``RULE_TILT``), the one at which ``copy`` (a picture reduced ``scale`` times more across
-    than down) has its lines most along its rows; ``centre`` unless another does ``better``
-    times better. The rows' totals for every slope come from one count (NumPy's
-    ``bincount``), each slope's rows numbered apart."""
+    than down) has its lines most along its rows (``_alignment``); ``centre`` unless another
+    does ``better`` times better."""
     h, w = copy.shape
     count = round(reach / step)
     slopes = np.clip(centre + step * np.arange(-count, count + 1), -RULE_TILT, RULE_TILT)
     shifts = _shifts(slopes, w, scale)
-    pad = int(np.abs(shifts).max())
-    span = h + 2 * pad
-    rows = (np.arange(len(slopes)) * span)[:, None, None] + np.arange(h)[None, :, None]
-    where = rows + (pad - shifts)[:, None, :]
-    weights = np.broadcast_to(copy, where.shape).ravel()
-    totals = np.bincount(where.ravel(), weights=weights, minlength=len(slopes) * span)
-    scores = np.square(totals).reshape(len(slopes), span).sum(axis=1)
+    rows = np.arange(h)[None, :, None] - shifts[:, None, :]
+    scores = _alignment(copy, rows - rows.min())
     best = int(np.argmax(scores))
     return float(slopes[best]) if scores[best] > scores[count] * better else centre
+
+
+def _alignment(copy: npt.NDArray[np.float64], rows: npt.NDArray[np.int64]) -> FloatArray:
+    """For each way of laying ``copy``'s pixels on rows (``rows``: for each way, the row of
+    each pixel, from 0), how well its lines lie along them: the sum of the squares of the
+    rows' totals. All ways' totals come from one count (NumPy's ``bincount``), each way's rows
+    numbered apart."""
+    span = int(rows.max()) + 1
+    where = rows + (np.arange(len(rows)) * span)[:, None, None]
+    weights = np.broadcast_to(copy, where.shape).ravel()
+    totals = np.bincount(where.ravel(), weights=weights, minlength=len(rows) * span)
+    scores: FloatArray = np.square(totals).reshape(len(rows), span).sum(axis=1)
+    return scores
 
 
 def _shifts(
@@ -776,20 +784,31 @@ def _found_rules(
 ) -> tuple[npt.NDArray[np.uint8], list[tuple[int, int, int]], list[tuple[int, int]]]:
     """The rules along ``lines``' rows at ``slope``: the lines (sheared to lay them along its
     rows, ``_straightened``, unless square), the runs of columns moved alike, and the rules'
-    bands in it (first line, line after the last); no bands unless at least ``RULES`` of them
-    cross half of the picture or more (then a rule's end cut off by the picture's edge is one
-    too). Lines are read whole only where ``RULE_POINTS`` points evenly along them are mostly
-    lit (three in four of those in the picture: one lit along 90% of its length is, unless its
-    gaps fall on the points)."""
+    bands in it (``_bands``)."""
     h, w = lines.shape
     if slope:
         canvas, runs, lengths = _straightened(lines, slope)
-        # Sheared, a rule may still drift a pixel across the picture: it is read in each line
-        # and the next together, and both go.
+    else:
+        canvas, runs, lengths = lines, [], np.full(h, w)
+    return canvas, runs, _bands(canvas, lengths, moved=bool(slope))
+
+
+def _bands(
+    canvas: npt.NDArray[np.uint8], lengths: npt.NDArray[np.int64], *, moved: bool
+) -> list[tuple[int, int]]:
+    """The rules' bands along ``canvas``' rows (first line, line after the last), of which
+    ``lengths`` pixels each are the picture's; none unless at least ``RULES`` of them cross
+    half of the picture or more (then a rule's end cut off by the picture's edge is one too).
+    Lines are read whole only where ``RULE_POINTS`` points evenly along them are mostly lit
+    (three in four of those in the picture: one lit along 90% of its length is, unless its
+    gaps fall on the points). On a canvas ``moved`` to lay turned lines along its rows, a rule
+    may still drift a pixel across the picture: it is read in each line and the next together,
+    and both go."""
+    w = canvas.shape[1]
+    if moved:
         seen = np.maximum(canvas[:-1], canvas[1:])
         seen_lengths = np.maximum(lengths[:-1], lengths[1:])
     else:
-        canvas, runs, lengths = lines, [], np.full(h, w)
         seen, seen_lengths = canvas, lengths
     points = ((np.arange(RULE_POINTS) + 0.5) * w / RULE_POINTS).astype(np.intp)
     lit = np.count_nonzero(seen[:, points] > 0, axis=1)
@@ -798,8 +817,17 @@ def _found_rules(
     maybe = ((lit * 4 * w >= 3 * RULE_POINTS * seen_lengths) | short) & (seen_lengths > 0)
     bands = _rules(*_covered(seen, maybe, seen_lengths)) if maybe.any() else []
     if sum(int(seen_lengths[a:b].max()) * 2 >= w for a, b in bands) < RULES:
-        return canvas, runs, []
-    return canvas, runs, [(a, b + 1) if runs else (a, b) for a, b in bands]
+        return []
+    return [(a, b + 1) if moved else (a, b) for a, b in bands]
+
+
+def _cleared(canvas: npt.NDArray[np.uint8], bands: list[tuple[int, int]]) -> None:
+    """Each line of ``bands`` in ``canvas`` becomes, pixel by pixel, the fainter of the lines
+    just outside the band."""
+    for a, b in bands:
+        before = canvas[a - 1] if a > 0 else np.zeros_like(canvas[0])
+        after = canvas[b] if b < len(canvas) else np.zeros_like(canvas[0])
+        canvas[a:b] = np.minimum(before, after)
 
 
 def _without_rules(
@@ -818,10 +846,7 @@ def _without_rules(
     if not bands:
         return None
     canvas = canvas.copy() if canvas is lines else canvas
-    for a, b in bands:
-        before = canvas[a - 1] if a > 0 else np.zeros_like(canvas[0])
-        after = canvas[b] if b < len(canvas) else np.zeros_like(canvas[0])
-        canvas[a:b] = np.minimum(before, after)
+    _cleared(canvas, bands)
     if not runs:
         return canvas
     straight = np.empty_like(lines)
