@@ -111,11 +111,15 @@ RULE_POINTS = 16
 # are found too, where lines of ink cross the picture (``_crossed``, ``_rule_slope``): the
 # slope is searched for on a copy reduced to RULE_SEARCH_COLUMNS across, and taken over square
 # when it lines the rules up RULE_BETTER times better (by the sum of the squares of the rows'
-# totals); then found more closely on one reduced to RULE_FINE_COLUMNS.
+# totals); then found more closely on one reduced to RULE_FINE_COLUMNS. Where lines of ink
+# still cross the picture after that, they are looked for as rules that converge (a page
+# photographed at an angle: ``_fan``), 1 - RULE_FAN to 1 + RULE_FAN times as far apart at
+# either end of the picture as at its middle.
 RULE_TILT = 0.1
 RULE_SEARCH_COLUMNS = 16
 RULE_FINE_COLUMNS = 64
 RULE_BETTER = 1.05
+RULE_FAN = 0.25
 # A sheet on a surface of the other polarity (``_sheet``: a light note on a dark desk, a slate on
 # a light table): looked for on pictures of at least SHEET_MIN_SIDE pixels a side, on a copy
 # reduced to about SHEET_SIDE; it spans SHEET_SPAN of the picture each way, fills SHEET_SOLID of
@@ -830,6 +834,126 @@ def _cleared(canvas: npt.NDArray[np.uint8], bands: list[tuple[int, int]]) -> Non
         canvas[a:b] = np.minimum(before, after)
 
 
+def _fanned(
+    lines: npt.NDArray[np.uint8], slope: float, spread: float
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``lines`` resampled (nearest pixel) so that lines fanning out from one point lie along
+    its rows: the one crossing the middle column ``r`` rows from the middle row has the slope
+    ``slope + spread * r``. Each column is scaled about the middle row (by ``1 + spread * c``,
+    ``c`` its distance from the middle column) and moved (by ``slope * c``). The canvas; for
+    each pixel of ``lines``, the canvas row it lies on; and how many pixels of each canvas row
+    are the picture's."""
+    h, w = lines.shape
+    middle = (h - 1) / 2
+    across = np.arange(w) - (w - 1) / 2
+    scale, moved = 1 + spread * across, slope * across
+    ends = (np.array([[0.0], [h - 1.0]]) - middle - moved) / scale
+    first = math.floor(float(ends.min()))
+    rows = np.arange(first, math.ceil(float(ends.max())) + 1)
+    source = np.rint(middle + np.multiply.outer(rows, scale) + moved).astype(np.int64)
+    inside = (source >= 0) & (source < h)
+    canvas = np.where(inside, lines[np.clip(source, 0, h - 1), np.arange(w)], 0).astype(np.uint8)
+    on = np.rint((np.arange(h)[:, None] - middle - moved) / scale).astype(np.int64) - first
+    return canvas, on, np.count_nonzero(inside, axis=1)
+
+
+def _fan_rows(
+    shape: tuple[int, int], across: float, down: float, slopes: FloatArray, spreads: FloatArray
+) -> npt.NDArray[np.int64]:
+    """For each pair of ``slopes`` and ``spreads`` (``_fanned``), the row of the fanned canvas
+    (from its middle) on which each pixel of a copy of ``shape`` lies, reduced ``across`` times
+    along the lines and ``down`` times across them."""
+    h, w = shape
+    along = (np.arange(w) - (w - 1) / 2) * across
+    shrink = 1 / (1 + np.multiply.outer(spreads, along))
+    moved = np.multiply.outer(slopes, along) / down * shrink
+    lines = (np.arange(h) - (h - 1) / 2).astype(np.float32)
+    rows = lines[None, :, None] * shrink[:, None, :].astype(np.float32)
+    rows -= moved[:, None, :].astype(np.float32)
+    whole: npt.NDArray[np.int64] = np.rint(rows, out=rows).astype(np.int64)
+    return whole
+
+
+def _best_fan(
+    copy: npt.NDArray[np.float64],
+    across: float,
+    down: float,
+    slopes: FloatArray,
+    spreads: FloatArray,
+) -> tuple[float, float]:
+    """Of the pairs of ``slopes`` and ``spreads`` (none spreading beyond ``RULE_FAN``), the
+    one at which ``copy`` (reduced ``across`` times along its lines and ``down`` times across
+    them) has its lines most along the fanned canvas' rows (``_alignment``)."""
+    widest = RULE_FAN / (copy.shape[1] * across / 2)
+    spreads = np.clip(spreads, -widest, widest)
+    rows = _fan_rows(copy.shape, across, down, slopes, spreads)
+    best = int(np.argmax(_alignment(copy, rows - rows.min())))
+    return float(slopes[best]), float(spreads[best])
+
+
+def _centred(across: int, copy: FloatArray) -> tuple[int, FloatArray]:
+    """``copy`` (reduced ``across`` times) less each of its columns' mean, and ``across``."""
+    return across, copy - copy.mean(axis=0)
+
+
+def _fan(ink: Image.Image, *, columns: bool) -> tuple[float, float]:
+    """The slope at the middle of the lines of ink along ``ink``'s rows (its columns, with
+    ``columns``) and how much it changes from one line to the next, as a page's rules converge
+    in a photo taken at an angle (``_fanned``): up to ``RULE_TILT`` either way at the middle,
+    and up to ``RULE_TILT`` more or less at the picture's edges. Searched on the copies the
+    slope alone is (``_rule_slope``): every pair on the one reduced down, by steps drifting a
+    line down it at the middle or at the edges; on it at full height, every pair within two
+    steps of half the step before, until a step drifts two pixels or less; on the one with
+    ``RULE_FINE_COLUMNS``, the slope and then the spread, within two pixels. Each copy is read
+    less its columns' means: the lines the other way add the same to every row, and the sum of
+    the squares favours the fan that spreads the rows least, whether it lines them up or
+    not."""
+    w, h = (ink.height, ink.width) if columns else ink.size
+    across, copy = _centred(*_reduced_across(ink, RULE_SEARCH_COLUMNS, columns=columns))
+    down = max(1, round(math.sqrt(RULE_TILT * w)))
+    rows = h // down * down
+    coarse = copy[:rows].reshape(rows // down, down, -1).sum(axis=1)
+    count = round(RULE_TILT * w / down)
+    grid = np.arange(-count, count + 1) * (down / w)
+    slope, spread = _best_fan(
+        coarse, across, down, np.repeat(grid, len(grid)), np.tile(grid, len(grid)) / (h / 2)
+    )
+    step = down
+    while step > 2:
+        step //= 2
+        moves = np.arange(-2.0, 3.0) * step / w
+        slope, spread = _best_fan(
+            copy, across, 1, slope + np.repeat(moves, 5), spread + np.tile(moves, 5) / (h / 2)
+        )
+    across, copy = _centred(*_reduced_across(ink, RULE_FINE_COLUMNS, columns=columns))
+    moves = np.arange(-2.0, 3.0) / w
+    slope, _ = _best_fan(copy, across, 1, slope + moves, np.full(5, spread))
+    _, spread = _best_fan(copy, across, 1, np.full(5, slope), spread + moves / (h / 2))
+    return slope, spread
+
+
+def _without_fanned_rules(
+    ink: Image.Image, lines: npt.NDArray[np.uint8], *, columns: bool
+) -> npt.NDArray[np.uint8] | None:
+    """``lines`` with rules that converge (``_fan``) taken out, read on the fanned canvas
+    (``_fanned``): a pixel on a rule's band takes the value the band's line at its place
+    takes (``_cleared``), every other pixel keeps its own. None if none are found, or the
+    lines do not converge (the slope alone has been tried)."""
+    slope, spread = _fan(ink, columns=columns)
+    if not spread:
+        return None
+    canvas, on, lengths = _fanned(lines, slope, spread)
+    bands = _bands(canvas, lengths, moved=True)
+    if not bands:
+        return None
+    ruled = np.zeros(len(canvas), dtype=bool)
+    for a, b in bands:
+        ruled[a:b] = True
+    _cleared(canvas, bands)
+    picked = canvas[on, np.arange(lines.shape[1])]
+    return np.where(ruled[on], picked, lines)
+
+
 def _without_rules(
     ink: Image.Image, lines: npt.NDArray[np.uint8], *, columns: bool
 ) -> npt.NDArray[np.uint8] | None:
@@ -837,21 +961,30 @@ def _without_rules(
     along its rows taken out; None if it has none. Where lines of ink cross the picture
     (``_crossed``), they are looked for at the slope that lines them up best
     (``_rule_slope``), and square to the picture if none lie along it (the slope may line up
-    a digit's long stroke better than square rules); square to it otherwise."""
+    a digit's long stroke better than square rules); square to it otherwise. If lines of ink
+    still cross the picture then, the rules are looked for as lines that converge
+    (``_without_fanned_rules``: a page photographed at an angle)."""
     h = len(lines)
-    slope = _rule_slope(ink, columns=columns) if _crossed(ink, columns=columns) else 0.0
+    crossed = _crossed(ink, columns=columns)
+    slope = _rule_slope(ink, columns=columns) if crossed else 0.0
     canvas, runs, bands = _found_rules(lines, slope)
     if not bands and slope:
         canvas, runs, bands = _found_rules(lines, 0.0)
-    if not bands:
-        return None
-    canvas = canvas.copy() if canvas is lines else canvas
-    _cleared(canvas, bands)
-    if not runs:
-        return canvas
-    straight = np.empty_like(lines)
-    for a, b, top in runs:
-        straight[:, a:b] = canvas[top : top + h, a:b]
+    straight = None
+    if bands:
+        canvas = canvas.copy() if canvas is lines else canvas
+        _cleared(canvas, bands)
+        if runs:
+            straight = np.empty_like(lines)
+            for a, b, top in runs:
+                straight[:, a:b] = canvas[top : top + h, a:b]
+        else:
+            straight = canvas
+    left = lines if straight is None else np.ascontiguousarray(straight)
+    if crossed and _crossed(Image.fromarray(left), columns=False):
+        fanned = _without_fanned_rules(ink, lines, columns=columns)
+        if fanned is not None and not _crossed(Image.fromarray(fanned), columns=False):
+            return fanned
     return straight
 
 

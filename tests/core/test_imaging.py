@@ -17,13 +17,16 @@ from PIL import Image, ImageDraw, ImageFilter, ImageOps
 from mnist_core.errors import ImageError, MnistError
 from mnist_core.imaging import (
     BOX,
+    RULE_FAN,
     SIDE,
     ImageTooLargeError,
     InvalidImageError,
     NoInkError,
     UnsupportedImageError,
+    _best_fan,
     _bolder,
     _closing,
+    _fan,
     _flatten,
     _histograms,
     _on_a_surface,
@@ -665,10 +668,18 @@ def test_square_rules_are_found_past_a_digits_leaning_stroke(
     assert mad_up_to_a_pixel(to_mnist(page), from_bytes(golden[digit])) < 2
 
 
-def notebook_page(degrees: float, *, squared: bool) -> npt.NDArray[np.float64]:
+def notebook_page(
+    degrees: float, *, squared: bool, keystone: tuple[float, float] = (0.0, 0.0)
+) -> npt.NDArray[np.float64]:
     """An 800x600 notebook page turned by ``degrees``: rules 2 px wide at grey 150 every 32 px,
-    anti-aliased, on paper at 210, across it (and down it, ``squared``)."""
-    ys, xs = np.mgrid[0:600, 0:800].astype(np.float64)
+    anti-aliased, on paper at 210, across it (and down it, ``squared``). Photographed at an
+    angle, with ``keystone`` ``(kx, ky)``: the picture's point ``(x, y)`` shows the page's at
+    ``(x, y)`` divided by ``1 + kx * x / 800 + ky * y / 600``, all from the picture's middle
+    (a perspective: the page's edge where this is least is the far one, and looks narrower);
+    the rules converge."""
+    ys, xs = np.mgrid[0:600, 0:800].astype(np.float64) - [[[300.0]], [[400.0]]]
+    far = 1 + keystone[0] * xs / 800 + keystone[1] * ys / 600
+    ys, xs = 300 + ys / far, 400 + xs / far
     turn = np.deg2rad(degrees)
     page = np.full((600, 800), 210.0)
     across = ys * np.cos(turn) - xs * np.sin(turn)
@@ -728,6 +739,68 @@ def test_faint_rules_over_most_of_the_page_leave_the_ink_its_level(
     assert_read_right(np.stack(inputs), model_root)
     with pytest.raises(NoInkError):
         to_mnist(photographed(page(), 10))
+
+
+KEYSTONES = {"far top": (0.0, 0.1), "far bottom": (0.0, -0.1), "far left": (0.1, 0.0)}
+
+
+@pytest.mark.parametrize("keystone", list(KEYSTONES.values()), ids=list(KEYSTONES))
+@pytest.mark.parametrize("squared", [False, True], ids=["ruled", "squared"])
+def test_a_photo_of_a_notebook_page_taken_at_an_angle_is_read_right(
+    golden: dict[int, bytes], model_root: Path, squared: bool, keystone: tuple[float, float]
+) -> None:
+    """The ten golden digits, 140 px in dark ink, on a notebook page turned 3 degrees and
+    photographed at an angle, its far edge a tenth narrower than its near one: the rules going
+    away from the camera converge (by up to 4 degrees from the middle's either way), and no
+    one slope lays them along the picture's rows or columns. Those it did not line up were
+    left, crossed the picture and made it the ink's box; the digit came out small."""
+    inputs = []
+    for digit in range(10):
+        page = notebook_page(3.0, squared=squared, keystone=keystone)
+        darkness = 1 - np.asarray(picture(golden, digit).resize((140, 140)), np.float64) / 255
+        region = page[230:370, 330:470]
+        page[230:370, 330:470] = region - (region - 50) * darkness
+        page += np.random.default_rng(digit).normal(0, 4, page.shape)
+        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
+        inputs.append(to_mnist(as_jpeg(photo)))
+    assert_read_right(np.stack(inputs), model_root)
+
+
+@pytest.mark.parametrize("keystone", list(KEYSTONES.values()), ids=list(KEYSTONES))
+@pytest.mark.parametrize("degrees", [-5.0, 0.0, 5.0])
+def test_the_fan_of_converging_rules_is_found(
+    degrees: float, keystone: tuple[float, float]
+) -> None:
+    """Where a page's rules converge, their slope at the middle and its change from one line
+    to the next are found: the slope of the outermost rules within a pixel and a half of drift
+    down the picture's height. The columns' rules of a page whose far edge is at the top or
+    the bottom fan out, the rows' of one whose far edge is at the side."""
+    ink = Image.fromarray(
+        np.clip((210 - notebook_page(degrees, squared=True, keystone=keystone)) * 4, 0, 255).astype(
+            np.uint8
+        )
+    )
+    columns, (length, count) = (True, (600, 800)) if keystone[1] else (False, (800, 600))
+    slope, spread = _fan(ink, columns=columns)
+    turn = float(np.tan(np.deg2rad(degrees)))
+    # The rules meet where the page's point at infinity is seen: each one's slope is the
+    # turn's, plus the keystone's share of the picture's length for each line from the middle.
+    true_slope, true_spread = (-turn if columns else turn), sum(keystone) / length
+    for lines in (-count / 2, count / 2):
+        found, true = slope + spread * lines, true_slope + true_spread * lines
+        assert abs(found - true) * length <= 1.5, (lines, found, true)
+
+
+def test_rules_are_not_read_as_converging_beyond_the_fans_bound() -> None:
+    """The fan's search on a long, narrow picture: at its widest spread, a column at the
+    picture's end would be scaled by nothing (its rows all on the middle one) or by less, and
+    the search's rows run to infinity. No spread beyond ``RULE_FAN`` is read."""
+    copy = np.zeros((100, 1600))
+    copy[[10, 40, 70, 95]] = 1.0
+    widest = RULE_FAN / 800
+    for spread in (2 / 1600, -2 / 1600, 0.1):
+        _, found = _best_fan(copy, 1, 1, np.zeros(1), np.full(1, spread))
+        assert abs(found) == pytest.approx(widest)
 
 
 @pytest.mark.parametrize("degrees", [*np.arange(-5.5, 5.6, 0.5).round(1).tolist(), -4.75, 4.75])
