@@ -711,21 +711,21 @@ def _best_slope(
     count = round(reach / step)
     slopes = np.clip(centre + step * np.arange(-count, count + 1), -RULE_TILT, RULE_TILT)
     shifts = _shifts(slopes, w, scale)
-    rows = np.arange(h)[None, :, None] - shifts[:, None, :]
-    scores = _alignment(copy, rows - rows.min())
+    pad = int(np.abs(shifts).max())
+    span = h + 2 * pad
+    rows = (np.arange(len(slopes)) * span)[:, None, None] + np.arange(h)[None, :, None]
+    scores = _alignment(copy, rows + (pad - shifts)[:, None, :], span)
     best = int(np.argmax(scores))
     return float(slopes[best]) if scores[best] > scores[count] * better else centre
 
 
-def _alignment(copy: npt.NDArray[np.float64], rows: npt.NDArray[np.int64]) -> FloatArray:
+def _alignment(copy: npt.NDArray[np.float64], rows: npt.NDArray[np.int64], span: int) -> FloatArray:
     """For each way of laying ``copy``'s pixels on rows (``rows``: for each way, the row of
-    each pixel, from 0), how well its lines lie along them: the sum of the squares of the
-    rows' totals. All ways' totals come from one count (NumPy's ``bincount``), each way's rows
-    numbered apart."""
-    span = int(rows.max()) + 1
-    where = rows + (np.arange(len(rows)) * span)[:, None, None]
-    weights = np.broadcast_to(copy, where.shape).ravel()
-    totals = np.bincount(where.ravel(), weights=weights, minlength=len(rows) * span)
+    each pixel, the ways' rows numbered apart, ``span`` each), how well its lines lie along
+    them: the sum of the squares of the rows' totals. All ways' totals come from one count
+    (NumPy's ``bincount``)."""
+    weights = np.broadcast_to(copy, rows.shape).ravel()
+    totals = np.bincount(rows.ravel(), weights=weights, minlength=len(rows) * span)
     scores: FloatArray = np.square(totals).reshape(len(rows), span).sum(axis=1)
     return scores
 
@@ -887,7 +887,10 @@ def _best_fan(
     widest = RULE_FAN / (copy.shape[1] * across / 2)
     spreads = np.clip(spreads, -widest, widest)
     rows = _fan_rows(copy.shape, across, down, slopes, spreads)
-    best = int(np.argmax(_alignment(copy, rows - rows.min())))
+    low = int(rows.min())
+    span = int(rows.max()) - low + 1
+    rows += (np.arange(len(rows)) * span - low)[:, None, None]
+    best = int(np.argmax(_alignment(copy, rows, span)))
     return float(slopes[best]), float(spreads[best])
 
 
