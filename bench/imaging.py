@@ -41,8 +41,11 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
 - ``ruled paper`` and ``squared paper``: the 224x224 drawing with rules 2 px wide at grey 120
   every 40 px, across (ruled) or across and down (squared);
 - ``ruled notebook photo`` and ``squared notebook photo``: a photo of a notebook page turned up
-  to 2.5 degrees, rules 1 to 3 px wide at grey 130 to 180 every 25 to 40 px on paper at 195 to
-  225, the digit 1.5 to 4 rules tall over them, anywhere; grain, an 800x600 JPEG.
+  to 5 degrees, rules 1 to 3 px wide at grey 130 to 180 every 25 to 40 px on paper at 195 to
+  225, the digit 1.5 to 4 rules tall over them, anywhere; grain, an 800x600 JPEG;
+- ``ruled page at an angle`` and ``squared page at an angle``: that page photographed at an
+  angle (a perspective): its far edge, one of the four, 5 to 10% narrower than its near one,
+  which the picture's edge crosses; the digit kept clear of the sides the near edge cuts.
 """
 
 from __future__ import annotations
@@ -275,12 +278,11 @@ def ruled(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
     return png(Image.fromarray(page))
 
 
-def notebook(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
-    """A photo of a notebook page held by hand, turned up to 5 degrees either way: rules 1 to 3
-    px wide at grey 130 to 180, anti-aliased, every 25 to 40 px, across (ruled) or across and
-    down (squared), on paper at 195 to 225; the digit in dark ink (40 to 70) over them, 1.5 to 4
-    rules tall, anywhere; grain (sigma 3 to 5), an 800x600 JPEG."""
-    rng = np.random.default_rng(seed)
+def notebook_page(
+    digit: np.ndarray, rng: np.random.Generator, *, squared: bool, margin: int = 0
+) -> np.ndarray:
+    """The notebook page of ``notebook``, before its grain, the digit at least ``margin`` px
+    from its edges."""
     paper, pen = float(rng.uniform(195, 225)), float(rng.uniform(40, 70))
     rule, gap, width = float(rng.uniform(130, 180)), float(rng.uniform(25, 40)), rng.uniform(1, 3)
     turn = np.deg2rad(rng.uniform(-5, 5))
@@ -294,10 +296,56 @@ def notebook(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
     ink = np.asarray(
         Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC), dtype=np.float32
     )
-    top, left = int(rng.integers(0, 600 - side)), int(rng.integers(0, 800 - side))
+    top = int(rng.integers(margin, 600 - side - margin))
+    left = int(rng.integers(margin, 800 - side - margin))
     region = page[top : top + side, left : left + side]
     page[top : top + side, left : left + side] = region + (pen - region) * ink / 255
+    return page
+
+
+def notebook(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
+    """A photo of a notebook page held by hand, turned up to 5 degrees either way: rules 1 to 3
+    px wide at grey 130 to 180, anti-aliased, every 25 to 40 px, across (ruled) or across and
+    down (squared), on paper at 195 to 225; the digit in dark ink (40 to 70) over them, 1.5 to 4
+    rules tall, anywhere; grain (sigma 3 to 5), an 800x600 JPEG."""
+    rng = np.random.default_rng(seed)
+    page = notebook_page(digit, rng, squared=squared)
     return jpeg(page + rng.normal(0, rng.uniform(3, 5), page.shape))
+
+
+def perspective(quad: list[tuple[float, float]], size: tuple[int, int]) -> list[float]:
+    """Pillow's coefficients for a perspective transform that shows the quadrilateral ``quad``
+    (corners clockwise from the top left) of a picture as a whole one of ``size``."""
+    w, h = size
+    rows, values = [], []
+    for (x, y), (u, v) in zip([(0, 0), (w, 0), (w, h), (0, h)], quad, strict=True):
+        rows += [[x, y, 1, 0, 0, 0, -u * x, -u * y], [0, 0, 0, x, y, 1, -v * x, -v * y]]
+        values += [u, v]
+    return [float(c) for c in np.linalg.solve(np.array(rows), np.array(values))]
+
+
+def angled(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
+    """The notebook page photographed at an angle: the whole page at its far edge (one of the
+    four, at random), the middle 90 to 95% of it at its near one, the digit at least 5% of the
+    picture from the sides that cuts; grain, an 800x600 JPEG."""
+    rng = np.random.default_rng(seed)
+    page = notebook_page(digit, rng, squared=squared, margin=40)
+    far, inset = int(rng.integers(0, 4)), float(rng.uniform(0.025, 0.05))
+    dx, dy = inset * 800, inset * 600
+    quad = [  # the page's points seen at the picture's corners: the near edge shows less
+        [(0, 0), (800, 0), (800 - dx, 600), (dx, 600)],  # far edge at the top
+        [(0, dy), (800, 0), (800, 600), (0, 600 - dy)],  # at the right
+        [(dx, 0), (800 - dx, 0), (800, 600), (0, 600)],  # at the bottom
+        [(0, 0), (800, dy), (800, 600 - dy), (0, 600)],  # at the left
+    ][far]
+    seen = Image.fromarray(page).transform(
+        (800, 600),
+        Image.Transform.PERSPECTIVE,
+        perspective(quad, (800, 600)),
+        Image.Resampling.BILINEAR,
+    )
+    pixels = np.asarray(seen, dtype=np.float32)
+    return jpeg(pixels + rng.normal(0, rng.uniform(3, 5), pixels.shape))
 
 
 UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
@@ -321,6 +369,8 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "squared paper": lambda digit, seed: ruled(digit, seed, squared=True),
     "ruled notebook photo": notebook,
     "squared notebook photo": lambda digit, seed: notebook(digit, seed, squared=True),
+    "ruled page at an angle": angled,
+    "squared page at an angle": lambda digit, seed: angled(digit, seed, squared=True),
 }
 
 
