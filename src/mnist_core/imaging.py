@@ -966,7 +966,9 @@ def _without_rules(
     (``_rule_slope``), and square to the picture if none lie along it (the slope may line up
     a digit's long stroke better than square rules); square to it otherwise. If lines of ink
     still cross the picture then, the rules are looked for as lines that converge
-    (``_without_fanned_rules``: a page photographed at an angle)."""
+    (``_without_fanned_rules``: a page photographed at an angle), and taken out so if that
+    leaves none crossing it (of lines drawn in a fan, some may be found and others not: the
+    picture is then kept as the one slope left it, not cut into strokes)."""
     h = len(lines)
     crossed = _crossed(ink, columns=columns)
     slope = _rule_slope(ink, columns=columns) if crossed else 0.0

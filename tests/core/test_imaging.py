@@ -14,6 +14,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from mnist_core import imaging
 from mnist_core.errors import ImageError, MnistError
 from mnist_core.imaging import (
     BOX,
@@ -753,7 +754,9 @@ def test_a_photo_of_a_notebook_page_taken_at_an_angle_is_read_right(
     photographed at an angle, its far edge a tenth narrower than its near one: the rules going
     away from the camera converge (by up to 4 degrees from the middle's either way), and no
     one slope lays them along the picture's rows or columns. Those it did not line up were
-    left, crossed the picture and made it the ink's box; the digit came out small."""
+    left, crossed the picture and made it the ink's box; the digit came out small. (The rules
+    across a ruled page whose far edge is at the top or the bottom stay parallel, and were
+    read before: those two keep the one slope's way.)"""
     inputs = []
     for digit in range(10):
         page = notebook_page(3.0, squared=squared, keystone=keystone)
@@ -775,11 +778,8 @@ def test_the_fan_of_converging_rules_is_found(
     to the next are found: the slope of the outermost rules within a pixel and a half of drift
     down the picture's height. The columns' rules of a page whose far edge is at the top or
     the bottom fan out, the rows' of one whose far edge is at the side."""
-    ink = Image.fromarray(
-        np.clip((210 - notebook_page(degrees, squared=True, keystone=keystone)) * 4, 0, 255).astype(
-            np.uint8
-        )
-    )
+    page = notebook_page(degrees, squared=True, keystone=keystone)
+    ink = Image.fromarray(np.clip((210 - page) * 4, 0, 255).astype(np.uint8))
     columns, (length, count) = (True, (600, 800)) if keystone[1] else (False, (800, 600))
     slope, spread = _fan(ink, columns=columns)
     turn = float(np.tan(np.deg2rad(degrees)))
@@ -789,6 +789,25 @@ def test_the_fan_of_converging_rules_is_found(
     for lines in (-count / 2, count / 2):
         found, true = slope + spread * lines, true_slope + true_spread * lines
         assert abs(found - true) * length <= 1.5, (lines, found, true)
+
+
+@pytest.mark.parametrize(("degrees", "gap"), [(10, 12), (11, 6), (12, 6)])
+def test_hatching_turned_beyond_the_rules_is_not_cut_into_strokes(
+    degrees: int, gap: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 64 px page hatched with lines 2 px wide turned 10 to 12 degrees, more than rules are
+    read turned: taken for a fan, some of its lines lie along the rows and go, the others
+    stayed, strokes on their own. A fan is taken out only where that leaves no line crossing
+    the picture: the page comes out as with no fan looked for."""
+    page = Image.new("L", (64, 64), 255)
+    dx, dy = np.cos(np.deg2rad(degrees)), np.sin(np.deg2rad(degrees))
+    for offset in range(-64, 64, gap):
+        x, y = 32 - dy * offset, 32 + dx * offset
+        line = [(x - dx * 64, y - dy * 64), (x + dx * 64, y + dy * 64)]
+        ImageDraw.Draw(page).line(line, fill=40, width=2)
+    found = to_mnist(page)
+    monkeypatch.setattr(imaging, "_without_fanned_rules", lambda *args, **kwargs: None)
+    np.testing.assert_array_equal(found, to_mnist(page))
 
 
 def test_rules_are_not_read_as_converging_beyond_the_fans_bound() -> None:
