@@ -690,6 +690,27 @@ def notebook_page(
     return page
 
 
+def on_notebook_pages(
+    golden: dict[int, bytes],
+    degrees: float,
+    *,
+    squared: bool,
+    keystone: tuple[float, float] = (0.0, 0.0),
+) -> Pixels:
+    """The ten golden digits, 140 px in dark ink over the middle of a ``notebook_page`` each,
+    with grain, photographed (JPEG), as the model takes them."""
+    inputs = []
+    for digit in range(10):
+        page = notebook_page(degrees, squared=squared, keystone=keystone)
+        darkness = 1 - np.asarray(picture(golden, digit).resize((140, 140)), np.float64) / 255
+        region = page[230:370, 330:470]
+        page[230:370, 330:470] = region - (region - 50) * darkness
+        page += np.random.default_rng(digit).normal(0, 4, page.shape)
+        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
+        inputs.append(to_mnist(as_jpeg(photo)))
+    return np.stack(inputs)
+
+
 @pytest.mark.parametrize("squared", [False, True], ids=["ruled", "squared"])
 @pytest.mark.parametrize("degrees", [-5.0, -2.5, 1.0, 5.5])
 def test_a_photo_of_a_notebook_page_is_read_right(
@@ -699,16 +720,7 @@ def test_a_photo_of_a_notebook_page_is_read_right(
     page photographed turned a little, as a page held by hand is (grain, JPEG): its rules,
     not square to the picture, were not found, crossed it from edge to edge and made the whole
     picture the ink's box, and the digit came out a dot in it."""
-    inputs = []
-    for digit in range(10):
-        page = notebook_page(degrees, squared=squared)
-        darkness = 1 - np.asarray(picture(golden, digit).resize((140, 140)), np.float64) / 255
-        region = page[230:370, 330:470]
-        page[230:370, 330:470] = region - (region - 50) * darkness
-        page += np.random.default_rng(digit).normal(0, 4, page.shape)
-        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
-        inputs.append(to_mnist(as_jpeg(photo)))
-    assert_read_right(np.stack(inputs), model_root)
+    assert_read_right(on_notebook_pages(golden, degrees, squared=squared), model_root)
 
 
 def test_faint_rules_over_most_of_the_page_leave_the_ink_its_level(
@@ -757,16 +769,8 @@ def test_a_photo_of_a_notebook_page_taken_at_an_angle_is_read_right(
     left, crossed the picture and made it the ink's box; the digit came out small. (The rules
     across a ruled page whose far edge is at the top or the bottom stay parallel, and were
     read before: those two keep the one slope's way.)"""
-    inputs = []
-    for digit in range(10):
-        page = notebook_page(3.0, squared=squared, keystone=keystone)
-        darkness = 1 - np.asarray(picture(golden, digit).resize((140, 140)), np.float64) / 255
-        region = page[230:370, 330:470]
-        page[230:370, 330:470] = region - (region - 50) * darkness
-        page += np.random.default_rng(digit).normal(0, 4, page.shape)
-        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
-        inputs.append(to_mnist(as_jpeg(photo)))
-    assert_read_right(np.stack(inputs), model_root)
+    pages = on_notebook_pages(golden, 3.0, squared=squared, keystone=keystone)
+    assert_read_right(pages, model_root)
 
 
 @pytest.mark.parametrize("keystone", list(KEYSTONES.values()), ids=list(KEYSTONES))
