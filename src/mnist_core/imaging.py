@@ -668,11 +668,9 @@ def _rule_slope(ink: Image.Image, *, columns: bool) -> float:
     one reduced to ``RULE_FINE_COLUMNS`` across, within two of those (a rule drifting two
     pixels across the picture is read in part). The first step stays square unless a slope
     does ``RULE_BETTER`` better."""
-    w, h = (ink.height, ink.width) if columns else ink.size
+    w = ink.height if columns else ink.width
     across, copy = _reduced_across(ink, RULE_SEARCH_COLUMNS, columns=columns)
-    down = max(1, round(math.sqrt(RULE_TILT * w)))
-    rows = h // down * down
-    coarse = copy[:rows].reshape(rows // down, down, -1).sum(axis=1)
+    down, coarse = _reduced_down(copy, w)
     slope = _best_slope(coarse, across / down, 0.0, RULE_TILT, down / w, better=RULE_BETTER)
     slope = _best_slope(copy, across, slope, 2 * down / w, 1 / w, better=1.0)
     across, copy = _reduced_across(ink, RULE_FINE_COLUMNS, columns=columns)
@@ -692,6 +690,16 @@ def _reduced_across(
     else:
         reduced = ink.reduce((across, 1))
     return across, np.asarray(reduced, dtype=np.float64)
+
+
+def _reduced_down(copy: FloatArray, length: int) -> tuple[int, FloatArray]:
+    """How many of ``copy``'s lines (a picture's, ``length`` pixels long) the coarsest step of
+    a slope's search sums into one (about as many as it tries slopes each way), and ``copy``
+    so summed (the last lines left out that would not fill one)."""
+    down = max(1, round(math.sqrt(RULE_TILT * length)))
+    rows = len(copy) // down * down
+    coarse: FloatArray = copy[:rows].reshape(rows // down, down, -1).sum(axis=1)
+    return down, coarse
 
 
 def _best_slope(
@@ -913,9 +921,7 @@ def _fan(ink: Image.Image, *, columns: bool) -> tuple[float, float]:
     not."""
     w, h = (ink.height, ink.width) if columns else ink.size
     across, copy = _centred(*_reduced_across(ink, RULE_SEARCH_COLUMNS, columns=columns))
-    down = max(1, round(math.sqrt(RULE_TILT * w)))
-    rows = h // down * down
-    coarse = copy[:rows].reshape(rows // down, down, -1).sum(axis=1)
+    down, coarse = _reduced_down(copy, w)
     count = round(RULE_TILT * w / down)
     grid = np.arange(-count, count + 1) * (down / w)
     slope, spread = _best_fan(
