@@ -40,11 +40,13 @@ def test_the_cnn_trains_on_them_by_default(model_root: Path, mnist: Mnist) -> No
     _, meta = read_metadata(model_root)
     assert meta.hyperparameters.negatives == round(NEGATIVES_SHARE["cnn"] * 12000)
     assert meta.hyperparameters.train_examples == 12000  # the digits alone
-    # What it learnt: non-digits it never saw (another seed) score below real test digits.
+    # What it learnt: non-digits it never saw (another seed) score below real test digits. This
+    # small model reaches an AUROC of 0.969 to 0.974 (training seeds 7 to 9), and 0.876 trained
+    # without non-digits; the bound sits between, clear of the seeds' spread.
     classifier = LiteClassifier.load(model_root)
     digits = classifier.predict_batch(mnist.test_images[:2000]).max(axis=1)
     others = classifier.predict_batch(negatives(500, seed=1234)).max(axis=1)
-    assert auroc(digits, others) > 0.97
+    assert auroc(digits, others) > 0.95
     assert meta.verdicts is not None
     refused = (digits < meta.verdicts.not_a_digit_below).mean()
     assert refused < 0.02
