@@ -94,6 +94,11 @@ SPECKLE_SHARE = 0.01
 # its edges come out as ink, the ink's box is found as on a flattened page (``_ink_box``).
 GRAIN_SHARE = 0.01
 SPECK_LIT = 0.75  # on the copy reduced for the ink's box, of full white over the reduction
+# Within the region that copy gives, a lit pixel counts for the box only with at least
+# SPECK_CLUSTER of the nine of its 3x3 window lit (itself too): a speck of grain of up to three
+# pixels does not, a stroke two pixels wide does.
+SPECK_CLUSTER = 4
+CLUSTERED = [0] * (SPECK_CLUSTER * 255 // 9 - 1) + [255] * (257 - SPECK_CLUSTER * 255 // 9)
 # A frame around a picture (``_unframed``): on at least FRAME_SIDES sides, within the strip along
 # the side that ``_histograms`` reads (``_edge_width``), a line whose mean ink is FRAME_LEVEL or
 # more.
@@ -357,7 +362,10 @@ def _ink_box(ink: Image.Image, speckled: bool) -> tuple[int, int, int, int] | No
     """The ink's bounding box. On a speckled image (a photo's grain passing the noise floor),
     first on a reduced copy, where an isolated speck averages away and a stroke does not, from
     a quarter lit; then within that region at full scale, from a quarter lit too: grain would
-    otherwise widen the box by up to the padding, and the digit would come out small.
+    otherwise widen the box by up to the padding, and the digit would come out small. There,
+    on a reduced copy's region, a lit pixel counts only among ``SPECK_CLUSTER`` lit in its 3x3
+    window (a speck of grain of a few pixels beside the strokes still set the box), unless
+    none does.
 
     Otherwise, the whole ink's box, unless a few specks lie apart from the strokes (grain on
     evenly lit paper, too little to call the page grainy, or a fleck of dust: they set the box
@@ -383,9 +391,13 @@ def _ink_box(ink: Image.Image, speckled: bool) -> tuple[int, int, int, int] | No
         left, top, right, bottom = bbox
         if region[0] <= left and region[1] <= top and right <= region[2] and bottom <= region[3]:
             return bbox
-    inner = ink.crop(region).point(QUARTER_LIT).getbbox()
+    lit_region = ink.crop(region).point(QUARTER_LIT)
+    inner = lit_region.getbbox()
     if inner is None:
         return None
+    if factor > 1:
+        near = lit_region.filter(ImageFilter.BoxBlur(1)).point(CLUSTERED)
+        inner = ImageChops.multiply(lit_region, near).getbbox() or inner
     return (region[0] + inner[0], region[1] + inner[1], region[0] + inner[2], region[1] + inner[3])
 
 
