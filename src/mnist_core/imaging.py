@@ -98,7 +98,10 @@ SPECK_LIT = 0.75  # on the copy reduced for the ink's box, of full white over th
 # SPECK_CLUSTER of the nine of its 3x3 window lit (itself too): a speck of grain of up to three
 # pixels does not, a stroke two pixels wide does.
 SPECK_CLUSTER = 4
-CLUSTERED = [0] * (SPECK_CLUSTER * 255 // 9 - 1) + [255] * (257 - SPECK_CLUSTER * 255 // 9)
+# The 3x3 mean of a lit copy is k lit pixels times 255 / 9, rounded: lit from half a pixel under
+# SPECK_CLUSTER.
+CLUSTER_LEVEL = math.ceil((SPECK_CLUSTER - 0.5) * 255 / 9)
+CLUSTERED = [0] * CLUSTER_LEVEL + [255] * (256 - CLUSTER_LEVEL)
 # A frame around a picture (``_unframed``): on at least FRAME_SIDES sides, within the strip along
 # the side that ``_histograms`` reads (``_edge_width``), a line whose mean ink is FRAME_LEVEL or
 # more.
@@ -362,10 +365,10 @@ def _ink_box(ink: Image.Image, speckled: bool) -> tuple[int, int, int, int] | No
     """The ink's bounding box. On a speckled image (a photo's grain passing the noise floor),
     first on a reduced copy, where an isolated speck averages away and a stroke does not, from
     a quarter lit; then within that region at full scale, from a quarter lit too: grain would
-    otherwise widen the box by up to the padding, and the digit would come out small. There,
-    on a reduced copy's region, a lit pixel counts only among ``SPECK_CLUSTER`` lit in its 3x3
-    window (a speck of grain of a few pixels beside the strokes still set the box), unless
-    none does.
+    otherwise widen the box by up to the padding, and the digit would come out small. Within
+    that region (of a picture large enough to be reduced), a lit pixel counts only with
+    ``SPECK_CLUSTER`` lit in its 3x3 window, itself included: specks of grain of a few pixels
+    beside the strokes would still set the box. If none has that many, every lit pixel counts.
 
     Otherwise, the whole ink's box, unless a few specks lie apart from the strokes (grain on
     evenly lit paper, too little to call the page grainy, or a fleck of dust: they set the box
