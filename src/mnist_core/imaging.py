@@ -52,6 +52,9 @@ DRAWN_COVER = 0.5
 MIN_CONTRAST = 0.12
 # After normalisation, values below this are paper texture or compression noise.
 NOISE_FLOOR = 0.1
+# Fitted to the digit's box, ink that nowhere reaches this was specks that average away (a blank
+# notebook page's grain left between its rules): nothing shows.
+VISIBLE = 0.03
 # Pixels standing off the paper by twice MIN_CONTRAST or more, CLEAR_INK of the picture at least:
 # ink, even where fainter lines, many more of them, set the ink's level under MIN_CONTRAST.
 CLEAR_INK = 0.0002
@@ -419,9 +422,9 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     """The ink's bounding box, scaled so its longer side is ``BOX``, anti-aliased. Reduced, a
     stroke thinner than the reduction comes out fainter than the ink was (a 3 px pen on a
     280 px drawing at a third of full white, where MNIST's strokes reach it): the strokes'
-    level (``INK_LEVEL``) is then brought back to full white. Where nothing reaches the noise
-    floor once reduced (specks that average away: the grain left between a blank page's rules
-    once they are gone), there is no ink to show."""
+    level (``INK_LEVEL``) is then brought back to full white. Where nothing reaches ``VISIBLE``
+    once reduced (specks that average away: the grain left between a blank page's rules once
+    they are gone), there is no ink to show."""
     bbox = _ink_box(ink, speckled)
     if bbox is None:
         raise NoInkError("the image has no ink: it is blank or nearly uniform")
@@ -430,9 +433,12 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     if factor < 1:
         strokes = np.asarray(resized.histogram(), dtype=np.int64)
         strokes[: round(NOISE_FLOOR * 255)] = 0
-        if not strokes.any():  # specks that average away (a blank page's grain between rules)
-            raise NoInkError("the image has no ink: nothing in it shows at the digit's scale")
-        level = _percentile(strokes, INK_LEVEL)
+        if not strokes.any():
+            if int(np.asarray(resized).max()) < VISIBLE * 255:
+                raise NoInkError("the image has no ink: nothing in it shows at the digit's scale")
+            level = 255.0
+        else:
+            level = _percentile(strokes, INK_LEVEL)
         if level < 255:
             box = np.minimum(box * (255.0 / level), 1.0)
     return box
