@@ -433,14 +433,12 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     if factor < 1:
         strokes = np.asarray(resized.histogram(), dtype=np.int64)
         strokes[: round(NOISE_FLOOR * 255)] = 0
-        if not strokes.any():
-            if int(np.asarray(resized).max()) < VISIBLE * 255:
-                raise NoInkError("the image has no ink: nothing in it shows at the digit's scale")
-            level = 255.0
-        else:
+        if strokes.any():
             level = _percentile(strokes, INK_LEVEL)
-        if level < 255:
-            box = np.minimum(box * (255.0 / level), 1.0)
+            if level < 255:
+                box = np.minimum(box * (255.0 / level), 1.0)
+        elif box.max() < VISIBLE:
+            raise NoInkError("the image has no ink: nothing in it shows at the digit's scale")
     return box
 
 
