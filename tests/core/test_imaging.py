@@ -735,10 +735,14 @@ def on_notebook_pages(
         darkness = 1 - np.asarray(picture(golden, digit).resize((140, 140)), np.float64) / 255
         region = page[230:370, 330:470]
         page[230:370, 330:470] = region - (region - 50) * darkness
-        page += np.random.default_rng(digit).normal(0, 4, page.shape)
-        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
-        inputs.append(to_mnist(as_jpeg(photo)))
+        inputs.append(to_mnist(notebook_photo(page, seed=digit)))
     return np.stack(inputs)
+
+
+def notebook_photo(page: npt.NDArray[np.float64], seed: int) -> Image.Image:
+    """``page`` (a ``notebook_page``, written on or not) with grain, photographed (JPEG)."""
+    page = page + np.random.default_rng(seed).normal(0, 4, page.shape)
+    return as_jpeg(Image.fromarray(np.clip(page, 0, 255).astype(np.uint8)))
 
 
 @pytest.mark.parametrize("squared", [False, True], ids=["ruled", "squared"])
@@ -817,9 +821,8 @@ def test_a_blank_notebook_page_has_no_ink(
     box, and, fitted to the digit's box, came out as a field no brighter than 3 of 255, which
     the test suite's small CNN read as a 1 with a confidence of 0.97 (all eight)."""
     page = notebook_page(degrees, squared=squared, keystone=keystone)
-    page += np.random.default_rng(1).normal(0, 4, page.shape)
     with pytest.raises(NoInkError, match="no ink"):
-        to_mnist(as_jpeg(Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))))
+        to_mnist(notebook_photo(page, seed=1))
 
 
 def test_a_fine_pen_on_a_large_canvas_is_not_taken_for_no_ink() -> None:
