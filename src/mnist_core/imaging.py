@@ -422,9 +422,11 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     """The ink's bounding box, scaled so its longer side is ``BOX``, anti-aliased. Reduced, a
     stroke thinner than the reduction comes out fainter than the ink was (a 3 px pen on a
     280 px drawing at a third of full white, where MNIST's strokes reach it): the strokes'
-    level (``INK_LEVEL``) is then brought back to full white. Where nothing reaches ``VISIBLE``
-    once reduced (specks that average away: the grain left between a blank page's rules once
-    they are gone), there is no ink to show."""
+    level (``INK_LEVEL``) is then brought back to full white. The strokes are what reaches the
+    noise floor once reduced, or, where nothing does, what reaches ``VISIBLE`` (a 1 px pen on
+    a 1000 px canvas, at 10 to 20 of 255). Where nothing reaches ``VISIBLE`` (specks that
+    average away: the grain left between a blank page's rules once they are gone), there is
+    no ink to show."""
     bbox = _ink_box(ink, speckled)
     if bbox is None:
         raise NoInkError("the image has no ink: it is blank or nearly uniform")
@@ -432,13 +434,15 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     box: FloatImage = np.asarray(resized, dtype=np.float32) / 255.0
     if factor < 1:
         strokes = np.asarray(resized.histogram(), dtype=np.int64)
-        strokes[: round(NOISE_FLOOR * 255)] = 0
-        if strokes.any():
-            level = _percentile(strokes, INK_LEVEL)
-            if level < 255:
-                box = np.minimum(box * (255.0 / level), 1.0)
-        elif box.max() < VISIBLE:
-            raise NoInkError("the image has no ink: nothing in it shows at the digit's scale")
+        floor = round(NOISE_FLOOR * 255)
+        if not strokes[floor:].any():
+            if box.max() < VISIBLE:
+                raise NoInkError("the image has no ink: nothing in it shows at the digit's scale")
+            floor = math.ceil(VISIBLE * 255)
+        strokes[:floor] = 0
+        level = _percentile(strokes, INK_LEVEL)
+        if level < 255:
+            box = np.minimum(box * (255.0 / level), 1.0)
     return box
 
 

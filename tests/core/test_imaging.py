@@ -407,29 +407,32 @@ def test_a_photo_lit_from_one_side_is_read_right(
     assert int(probabilities.argmax()) == 3, probabilities.round(3)
 
 
-def thin_pen(image: Image.Image, side: int) -> npt.NDArray[np.float64]:
+def thin_pen(image: Image.Image, side: int, pen: int = 3) -> npt.NDArray[np.float64]:
     """The digit of a golden picture at ``side`` px, written again along its middle with a pen
-    3 px wide: 1 where the pen went, 0 elsewhere."""
+    ``pen`` px wide (odd): 1 where the pen went, 0 elsewhere."""
     from skimage.morphology import skeletonize
 
     dark = np.asarray(image.resize((side, side)), dtype=np.uint8) < 128
     middle = Image.fromarray(skeletonize(dark).astype(np.uint8) * 255)
-    return np.asarray(middle.filter(ImageFilter.MaxFilter(3)), dtype=np.float64) / 255
+    return np.asarray(middle.filter(ImageFilter.MaxFilter(pen)), dtype=np.float64) / 255
 
 
-@pytest.mark.parametrize("photographed", [False, True], ids=["drawing", "photo"])
-def test_a_thin_pen_is_read_right(
-    golden: dict[int, bytes], model_root: Path, photographed: bool
-) -> None:
+@pytest.mark.parametrize("kind", ["drawing", "photo", "fine pen"])
+def test_a_thin_pen_is_read_right(golden: dict[int, bytes], model_root: Path, kind: str) -> None:
     """The ten golden digits written with a 3 px pen: on a 280 px drawing, and photographed on
     grey paper lit from one side, with grain (the digit a third of a 1000 px page). Reduced to
     20 px the strokes came out at a third of full white; in the photo the box was first looked
     for on a copy reduced 31 times, where a thin stroke averaged away with the grain, and the
-    whole page became the box."""
+    whole page became the box. And written with a 1 px pen on a 1000 px canvas: reduced about
+    forty times, the strokes came out at 10 to 20 of 255, under the noise floor, so their level
+    was not brought back to white (and were refused as no ink while the floor was the test)."""
     rng = np.random.default_rng(5)
     inputs = []
     for digit in range(10):
-        if photographed:
+        if kind == "fine pen":
+            ink = thin_pen(picture(golden, digit), 1000, pen=1)
+            upload = Image.fromarray(np.round(255 * (1 - ink)).astype(np.uint8))
+        elif kind == "photo":
             ys, xs = np.mgrid[0:1000, 0:1000].astype(np.float64)
             paper = 190 + 50 * xs / 1000 - 25 * ys / 1000 + rng.normal(0, 6, ys.shape)
             paper[335:665, 335:665] *= 1 - 0.8 * thin_pen(picture(golden, digit), 330)
@@ -440,8 +443,11 @@ def test_a_thin_pen_is_read_right(
             upload = Image.fromarray(np.round(255 * (1 - ink)).astype(np.uint8))
         pixels = to_mnist(upload)
         assert max(ink_box(np.where(pixels >= 64, pixels, 0).astype(np.uint8))) >= 19, digit
-        # Strokes (nearly) full white, not a third of it; widened, their middles softened a little.
-        assert int(np.percentile(pixels[pixels >= 26], 95)) >= 240, digit
+        # Strokes (nearly) full white, not a third of it (or a tenth); widened, their middles
+        # softened a little: a fine pen's, brought up from a blurred line a pixel or two wide,
+        # to 220-255 here.
+        bright = 216 if kind == "fine pen" else 240
+        assert int(np.percentile(pixels[pixels >= 26], 95)) >= bright, digit
         inputs.append(pixels)
     predicted = LiteClassifier.load(model_root).predict_batch(np.stack(inputs)).argmax(axis=1)
     assert predicted.tolist() == list(range(10))
