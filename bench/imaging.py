@@ -158,6 +158,11 @@ def fine_pen(digit: np.ndarray, seed: int) -> bytes:
     return png(Image.fromarray(np.round(255 * (1 - thin_pen(digit, 28, 1))).astype(np.uint8)))
 
 
+def fine_pen_large(digit: np.ndarray, seed: int) -> bytes:
+    """The digit written again along its middle with a 1 px pen on a 1000x1000 canvas."""
+    return png(Image.fromarray(np.round(255 * (1 - thin_pen(digit, 1000, 1))).astype(np.uint8)))
+
+
 def thin_photo(digit: np.ndarray, seed: int) -> bytes:
     rng = np.random.default_rng(seed)
     ys, xs = np.mgrid[0:1000, 0:1000].astype(np.float32)
@@ -357,6 +362,7 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "3 px pen, drawing": thin_drawing,
     "3 px pen, photo": thin_photo,
     "1 px pen, 28 px": fine_pen,
+    "1 px pen, 1000 px": fine_pen_large,
     "framed drawing": framed,
     "form's box": boxed,
     "dim photo": dim_photo,
