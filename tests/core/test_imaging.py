@@ -425,8 +425,7 @@ def test_a_thin_pen_is_read_right(golden: dict[int, bytes], model_root: Path, ki
     for on a copy reduced 31 times, where a thin stroke averaged away with the grain, and the
     whole page became the box. And written with a 1 px pen on a 1000 px canvas: reduced about
     forty times, the strokes came out at 7 to 36 of 255 (11 in the middle), mostly under the
-    noise floor, so their level was not brought back to white (and were refused as no ink
-    while the floor was the test)."""
+    noise floor, so their level was not brought back to white."""
     rng = np.random.default_rng(5)
     inputs = []
     for digit in range(10):
