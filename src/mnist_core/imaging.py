@@ -124,13 +124,14 @@ RULE_POINTS = 16
 # when it lines the rules up RULE_BETTER times better (by the sum of the squares of the rows'
 # totals); then found more closely on one reduced to RULE_FINE_COLUMNS. Where lines of ink
 # still cross the picture after that, they are looked for as rules that converge (a page
-# photographed at an angle: ``_fan``), 1 - RULE_FAN to 1 + RULE_FAN times as far apart at
-# either end of the picture as at its middle.
+# photographed at an angle: ``_fan``), turned up to three times RULE_TILT more or less at the
+# picture's edges than at its middle and 1 - RULE_FAN to 1 + RULE_FAN times as far apart at
+# either end of it as at its middle (a page whose far edge is up to about 40% narrower).
 RULE_TILT = 0.1
 RULE_SEARCH_COLUMNS = 16
 RULE_FINE_COLUMNS = 64
 RULE_BETTER = 1.05
-RULE_FAN = 0.25
+RULE_FAN = 0.35
 # A sheet on a surface of the other polarity (``_sheet``: a light note on a dark desk, a slate on
 # a light table): looked for on pictures of at least SHEET_MIN_SIDE pixels a side, on a copy
 # reduced to about SHEET_SIDE; it spans SHEET_SPAN of the picture each way, fills SHEET_SOLID of
@@ -916,11 +917,12 @@ def _best_fan(
     slopes: FloatArray,
     spreads: FloatArray,
 ) -> tuple[float, float]:
-    """Of the pairs of ``slopes`` and ``spreads`` (none spreading beyond ``RULE_FAN``), the
-    one at which ``copy`` (reduced ``across`` times along its lines and ``down`` times across
-    them) has its lines most along the fanned canvas' rows (``_alignment``)."""
+    """Of the pairs of ``slopes`` and ``spreads`` (none turned beyond ``RULE_TILT`` at the
+    middle, none spreading beyond ``RULE_FAN``), the one at which ``copy`` (reduced
+    ``across`` times along its lines and ``down`` times across them) has its lines most along
+    the fanned canvas' rows (``_alignment``)."""
     widest = RULE_FAN / (copy.shape[1] * across / 2)
-    spreads = np.clip(spreads, -widest, widest)
+    slopes, spreads = np.clip(slopes, -RULE_TILT, RULE_TILT), np.clip(spreads, -widest, widest)
     rows = _fan_rows(copy.shape, across, down, slopes, spreads)
     low = int(rows.min())
     span = int(rows.max()) - low + 1
@@ -938,23 +940,24 @@ def _fan(ink: Image.Image, *, columns: bool) -> tuple[float, float]:
     """The slope at the middle of the lines of ink along ``ink``'s rows (its columns, with
     ``columns``) and how much it changes from one line to the next, as a page's rules converge
     in a photo taken at an angle (``_fanned``): up to ``RULE_TILT`` either way at the middle,
-    and up to ``RULE_TILT`` more or less at the picture's edges. Searched on the copies the
+    and up to three times that more or less at the picture's edges. Searched on the copies the
     slope alone is (``_rule_slope``): every pair on the one reduced down, by steps drifting a
-    line down it at the middle or at the edges; on it at full height, every pair within two
-    steps of half the step before, until a step drifts two pixels or less; on the one with
-    ``RULE_FINE_COLUMNS``, the slope and then the spread, within two pixels. Each copy is read
-    less its columns' means: the lines the other way add the same to every row, and the sum of
-    the squares favours the fan that spreads the rows least, whether it lines them up or
-    not."""
+    line down it at the middle, or three at the edges; on it at full height, every pair within
+    two steps of the best so far, by that step and then by halves of it, until a step drifts
+    two pixels or less; on the one with ``RULE_FINE_COLUMNS``, the slope and then the spread,
+    within two pixels. Each copy is read less its columns' means: the lines the other way add
+    the same to every row, and the sum of the squares favours the fan that spreads the rows
+    least, whether it lines them up or not."""
     w, h = (ink.height, ink.width) if columns else ink.size
     across, copy = _centred(*_reduced_across(ink, RULE_SEARCH_COLUMNS, columns=columns))
     down, coarse = _reduced_down(copy, w)
     count = round(RULE_TILT * w / down)
     grid = np.arange(-count, count + 1) * (down / w)
+    turns = 3 * grid
     slope, spread = _best_fan(
-        coarse, across, down, np.repeat(grid, len(grid)), np.tile(grid, len(grid)) / (h / 2)
+        coarse, across, down, np.repeat(grid, len(turns)), np.tile(turns, len(grid)) / (h / 2)
     )
-    step = down
+    step = 2 * down
     while step > 2:
         step //= 2
         moves = np.arange(-2.0, 3.0) * step / w

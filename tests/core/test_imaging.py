@@ -794,7 +794,13 @@ def test_faint_rules_over_most_of_the_page_leave_the_ink_its_level(
         to_mnist(photographed(page(), 10))
 
 
-KEYSTONES = {"far top": (0.0, 0.1), "far bottom": (0.0, -0.1), "far left": (0.1, 0.0)}
+KEYSTONES = {
+    "far top": (0.0, 0.1),
+    "far bottom": (0.0, -0.1),
+    "far left": (0.1, 0.0),
+    "far top, steeper": (0.0, 0.4),  # the far edge a third narrower
+    "far right, steeper": (-0.4, 0.0),
+}
 
 
 @pytest.mark.parametrize("keystone", list(KEYSTONES.values()), ids=list(KEYSTONES))
@@ -808,7 +814,8 @@ def test_a_photo_of_a_notebook_page_taken_at_an_angle_is_read_right(
     one slope lays them along the picture's rows or columns. Those it did not line up were
     left, crossed the picture and made it the ink's box; the digit came out small. (The rules
     across a ruled page whose far edge is at the top or the bottom stay parallel, and were
-    read before: those two keep the one slope's way.)"""
+    read before: those two keep the one slope's way.) Steeper, the far edge a third narrower
+    (by up to 15 degrees): the fan's search stopped short of the outermost rules."""
     pages = on_notebook_pages(golden, 3.0, squared=squared, keystone=keystone)
     assert_read_right(pages, model_root)
 
