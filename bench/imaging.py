@@ -329,13 +329,15 @@ def perspective(quad: list[tuple[float, float]], size: tuple[int, int]) -> list[
     return [float(c) for c in np.linalg.solve(np.array(rows), np.array(values))]
 
 
-def angled(digit: np.ndarray, seed: int, *, squared: bool = False) -> bytes:
+def angled(digit: np.ndarray, seed: int, *, squared: bool = False, steep: bool = False) -> bytes:
     """The notebook page photographed at an angle: the whole page at its far edge (one of the
-    four, at random), the middle 90 to 95% of it at its near one, the digit at least 5% of the
-    picture from the sides that cuts; grain, an 800x600 JPEG."""
+    four, at random), the middle 90 to 95% of it at its near one (``steep``: 60 to 80%), the
+    digit clear of the sides that cuts (at least 5% of the picture; ``steep``, 170 px); grain,
+    an 800x600 JPEG."""
     rng = np.random.default_rng(seed)
-    page = notebook_page(digit, rng, squared=squared, margin=40)
-    far, inset = int(rng.integers(0, 4)), float(rng.uniform(0.025, 0.05))
+    page = notebook_page(digit, rng, squared=squared, margin=170 if steep else 40)
+    far = int(rng.integers(0, 4))
+    inset = float(rng.uniform(0.1, 0.2) if steep else rng.uniform(0.025, 0.05))
     dx, dy = inset * 800, inset * 600
     quad = [  # the page's points seen at the picture's corners: the near edge shows less
         [(0, 0), (800, 0), (800 - dx, 600), (dx, 600)],  # far edge at the top
@@ -377,6 +379,8 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "squared notebook photo": lambda digit, seed: notebook(digit, seed, squared=True),
     "ruled page at an angle": angled,
     "squared page at an angle": lambda digit, seed: angled(digit, seed, squared=True),
+    "ruled page, steeper": lambda digit, seed: angled(digit, seed, steep=True),
+    "squared page, steeper": lambda digit, seed: angled(digit, seed, squared=True, steep=True),
 }
 
 
