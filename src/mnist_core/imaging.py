@@ -424,8 +424,8 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     stroke thinner than the reduction comes out fainter than the ink was (a 3 px pen on a
     280 px drawing at a third of full white, where MNIST's strokes reach it): the strokes'
     level (``INK_LEVEL``) is then brought back to full white. The strokes are what reaches the
-    noise floor once reduced, or, where nothing does, what reaches ``VISIBLE`` (a 1 px pen on
-    a 1000 px canvas, at about 8 to 20 of 255). Where nothing reaches ``VISIBLE`` (specks that
+    noise floor once reduced, or, where nothing does, what reaches ``VISIBLE`` (most of the
+    strokes of a 1 px pen on a 1000 px canvas). Where nothing reaches ``VISIBLE`` (specks that
     average away: the grain left between a blank page's rules once they are gone), there is
     no ink to show."""
     bbox = _ink_box(ink, speckled)

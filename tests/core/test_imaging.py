@@ -815,7 +815,8 @@ def test_a_photo_of_a_notebook_page_taken_at_an_angle_is_read_right(
     left, crossed the picture and made it the ink's box; the digit came out small. (The rules
     across a ruled page whose far edge is at the top or the bottom stay parallel, and were
     read before: those two keep the one slope's way.) Steeper, the far edge a third narrower
-    (by up to 15 degrees): the fan's search stopped short of the outermost rules."""
+    (the rules converging by up to 15 degrees): the fan's search stopped short of the
+    outermost rules."""
     pages = on_notebook_pages(golden, 3.0, squared=squared, keystone=keystone)
     assert_read_right(pages, model_root)
 
