@@ -53,7 +53,8 @@ MIN_CONTRAST = 0.12
 # After normalisation, values below this are paper texture or compression noise.
 NOISE_FLOOR = 0.1
 # Fitted to the digit's box, ink that nowhere reaches this was specks that average away (a blank
-# notebook page's grain left between its rules): nothing shows.
+# notebook page's grain left between its rules): nothing shows. Where nothing reaches the noise
+# floor, what reaches this is the strokes (a fine pen on a large canvas).
 VISIBLE = 0.03
 # Pixels standing off the paper by twice MIN_CONTRAST or more, CLEAR_INK of the picture at least:
 # ink, even where fainter lines, many more of them, set the ink's level under MIN_CONTRAST.
@@ -437,9 +438,9 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
         strokes = np.asarray(resized.histogram(), dtype=np.int64)
         floor = round(NOISE_FLOOR * 255)
         if not strokes[floor:].any():
-            if box.max() < VISIBLE:
-                raise NoInkError("the image has no ink: nothing in it shows at the digit's scale")
             floor = math.ceil(VISIBLE * 255)
+            if not strokes[floor:].any():
+                raise NoInkError("the image has no ink: nothing in it shows at the digit's scale")
         strokes[:floor] = 0
         level = _percentile(strokes, INK_LEVEL)
         if level < 255:
