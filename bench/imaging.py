@@ -149,18 +149,10 @@ def thin_pen(digit: np.ndarray, side: int, pen: int = 3) -> np.ndarray:
     return np.asarray(middle.filter(ImageFilter.MaxFilter(pen)), dtype=np.float32) / 255
 
 
-def thin_drawing(digit: np.ndarray, seed: int) -> bytes:
-    return png(Image.fromarray(np.round(255 * (1 - thin_pen(digit, 280))).astype(np.uint8)))
-
-
-def fine_pen(digit: np.ndarray, seed: int) -> bytes:
-    """The digit written again along its middle with a 1 px pen on a 28x28 canvas."""
-    return png(Image.fromarray(np.round(255 * (1 - thin_pen(digit, 28, 1))).astype(np.uint8)))
-
-
-def fine_pen_large(digit: np.ndarray, seed: int) -> bytes:
-    """The digit written again along its middle with a 1 px pen on a 1000x1000 canvas."""
-    return png(Image.fromarray(np.round(255 * (1 - thin_pen(digit, 1000, 1))).astype(np.uint8)))
+def pen_drawing(digit: np.ndarray, side: int, pen: int) -> bytes:
+    """The digit written again along its middle with a ``pen`` px pen on a ``side`` px canvas,
+    dark on white, a PNG."""
+    return png(Image.fromarray(np.round(255 * (1 - thin_pen(digit, side, pen))).astype(np.uint8)))
 
 
 def thin_photo(digit: np.ndarray, seed: int) -> bytes:
@@ -361,10 +353,10 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "evenly lit photo": even_photo,
     "vignetted photo": lambda digit, seed: even_photo(digit, seed, vignette=True),
     "shadowed photo": lambda digit, seed: even_photo(digit, seed, shadow=True),
-    "3 px pen, drawing": thin_drawing,
+    "3 px pen, drawing": lambda digit, seed: pen_drawing(digit, 280, 3),
     "3 px pen, photo": thin_photo,
-    "1 px pen, 28 px": fine_pen,
-    "1 px pen, 1000 px": fine_pen_large,
+    "1 px pen, 28 px": lambda digit, seed: pen_drawing(digit, 28, 1),
+    "1 px pen, 1000 px": lambda digit, seed: pen_drawing(digit, 1000, 1),
     "framed drawing": framed,
     "form's box": boxed,
     "dim photo": dim_photo,
