@@ -429,17 +429,15 @@ def test_a_thin_pen_is_read_right(golden: dict[int, bytes], model_root: Path, ki
     rng = np.random.default_rng(5)
     inputs = []
     for digit in range(10):
-        if kind == "fine pen":
-            ink = thin_pen(picture(golden, digit), 1000, pen=1)
-            upload = Image.fromarray(np.round(255 * (1 - ink)).astype(np.uint8))
-        elif kind == "photo":
+        if kind == "photo":
             ys, xs = np.mgrid[0:1000, 0:1000].astype(np.float64)
             paper = 190 + 50 * xs / 1000 - 25 * ys / 1000 + rng.normal(0, 6, ys.shape)
             paper[335:665, 335:665] *= 1 - 0.8 * thin_pen(picture(golden, digit), 330)
             page = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8))
             upload = as_jpeg(page)
         else:
-            ink = thin_pen(picture(golden, digit), 280)
+            side, pen = (1000, 1) if kind == "fine pen" else (280, 3)
+            ink = thin_pen(picture(golden, digit), side, pen)
             upload = Image.fromarray(np.round(255 * (1 - ink)).astype(np.uint8))
         pixels = to_mnist(upload)
         assert max(ink_box(np.where(pixels >= 64, pixels, 0).astype(np.uint8))) >= 19, digit
