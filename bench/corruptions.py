@@ -19,7 +19,8 @@ by default, which their own notebook uses:
 - canny edges: the digit replaced by its Canny edges (sigma 1).
 
 None of these generators is used in training: the CNN's augmentation is generic (small
-rotations, scaling, shifts and stroke widths, ``mnist_train.augment``).
+rotations, scaling, shifts and stroke widths, a Gaussian blur and Gaussian noise of random
+strengths, ``mnist_train.augment``).
 """
 
 from __future__ import annotations

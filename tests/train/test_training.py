@@ -3,6 +3,7 @@ CNN's augmentation is sane (shape, range, determinism, and it really changes the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +178,9 @@ def test_augment_is_deterministic_in_seed_and_batch_index(batch: tf.Tensor) -> N
 
 def test_augment_changes_images_but_keeps_the_digit(batch: tf.Tensor) -> None:
     original = batch.numpy()[..., 0]
-    out = augment_batch(batch, tf.constant(0, tf.int64), seed=1).numpy()[..., 0]
+    # Without the noise (tested on its own below), which lowers every pixel's correlation.
+    quiet = replace(Augmentation(), noise_probability=0)
+    out = augment_batch(batch, tf.constant(0, tf.int64), seed=1, aug=quiet).numpy()[..., 0]
     changed = np.abs(out - original).reshape(len(out), -1).max(axis=1) > 0.1
     assert changed.mean() > 0.9  # nearly every image is transformed
     # ... but it stays the same digit: mostly the same ink, in about the same place.
@@ -200,7 +203,45 @@ def test_augment_changes_images_but_keeps_the_digit(batch: tf.Tensor) -> None:
     assert float(np.median(correlation)) > 0.5
 
 
+NOTHING = Augmentation(
+    max_rotation_deg=0,
+    max_scale=0,
+    max_shift_px=0,
+    stroke_probability=0,
+    blur_probability=0,
+    noise_probability=0,
+)
+
+
+def test_augment_blurs_by_a_random_amount(batch: tf.Tensor) -> None:
+    original = batch.numpy()[..., 0]
+    blur = replace(NOTHING, blur_probability=1)
+    out = augment_batch(batch, tf.constant(0, tf.int64), seed=1, aug=blur).numpy()[..., 0]
+
+    def edges(images: np.ndarray) -> np.ndarray:  # summed differences between neighbours
+        return np.abs(np.diff(images, axis=2)).sum(axis=(1, 2))
+
+    smoothed = edges(out) / edges(original)
+    assert np.all(smoothed <= 1.0 + 1e-6)
+    assert float(np.median(smoothed)) < 0.92  # most images visibly blurred ...
+    assert float(np.ptp(smoothed)) > 0.2  # ... by amounts that differ
+    # A blur moves ink about but keeps it: the same amount, in the same place.
+    np.testing.assert_allclose(out.sum(axis=(1, 2)), original.sum(axis=(1, 2)), rtol=0.05)
+
+
+def test_augment_adds_noise_of_a_random_strength(batch: tf.Tensor) -> None:
+    original = batch.numpy()[..., 0]
+    noise = replace(NOTHING, noise_probability=1)
+    out = augment_batch(batch, tf.constant(0, tf.int64), seed=1, aug=noise).numpy()[..., 0]
+    background = original == 0
+    lit = [(o[b] > 0).mean() for o, b in zip(out, background, strict=True)]
+    assert min(lit) > 0.3  # about half the background, where the noise is positive
+    added = out - original
+    spread = np.array([a[~b].std() for a, b in zip(added, background, strict=True)])
+    assert spread.max() < Augmentation().max_noise * 1.2
+    assert np.ptp(spread) > 0.1  # strengths that differ
+
+
 def test_augment_with_nothing_to_do_is_identity(batch: tf.Tensor) -> None:
-    none = Augmentation(max_rotation_deg=0, max_scale=0, max_shift_px=0, stroke_probability=0)
-    out = augment_batch(batch, tf.constant(0, tf.int64), seed=1, aug=none).numpy()
+    out = augment_batch(batch, tf.constant(0, tf.int64), seed=1, aug=NOTHING).numpy()
     np.testing.assert_allclose(out, batch.numpy(), atol=1e-5)
