@@ -6,9 +6,8 @@ image gets one random affine transform (rotation, scaling, shift) and a random s
 change; half of them are then blurred by a random amount, and half get Gaussian noise of a random
 strength: the generic blur and noise of image augmentation (MNIST-C, the robustness benchmark
 of ``bench/corruptions.py``, has neither: its noise is Poisson or salt and pepper, its blurs
-glass and motion).
-Randomness is stateless and keyed by (seed, batch index), so a run is reproducible whatever the
-pipeline's parallelism.
+glass and motion). Randomness is stateless and keyed by (seed, batch index), so a run is
+reproducible whatever the pipeline's parallelism.
 """
 
 from __future__ import annotations
@@ -86,10 +85,9 @@ def _degrade(batch: tf.Tensor, seed: tf.Tensor, aug: Augmentation) -> tf.Tensor:
     blurred = tf.nn.conv2d(batch, _gaussian_kernel(1.0, 2), 1, "SAME")
     amount = tf.random.stateless_uniform([n, 1, 1, 1], seed + 6)
     out = batch + _chosen(n, seed + 7, aug.blur_probability) * amount * (blurred - batch)
-    # (+ 8 to + 10 unused: the README's figures for the default CNN come from these draws)
-    sigma = aug.max_noise * tf.random.stateless_uniform([n, 1, 1, 1], seed + 11)
-    sigma *= _chosen(n, seed + 12, aug.noise_probability)
-    return out + sigma * tf.random.stateless_normal(tf.shape(batch), seed + 13)
+    sigma = aug.max_noise * tf.random.stateless_uniform([n, 1, 1, 1], seed + 8)
+    sigma *= _chosen(n, seed + 9, aug.noise_probability)
+    return out + sigma * tf.random.stateless_normal(tf.shape(batch), seed + 10)
 
 
 def augment_batch(
