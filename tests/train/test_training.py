@@ -225,7 +225,7 @@ def test_augment_blurs_by_a_random_amount(batch: tf.Tensor) -> None:
     assert np.all(smoothed <= 1.0 + 1e-6)
     assert float(np.median(smoothed)) < 0.92  # most images visibly blurred ...
     assert float(np.ptp(smoothed)) > 0.2  # ... by amounts that differ
-    # A blur moves ink about but keeps it: the same amount, in the same place.
+    # A blur spreads the ink but keeps its amount (a digit's ink is far from the edges).
     np.testing.assert_allclose(out.sum(axis=(1, 2)), original.sum(axis=(1, 2)), rtol=0.05)
 
 
