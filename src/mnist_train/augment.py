@@ -55,13 +55,14 @@ def _affine(batch: tf.Tensor, seed: tf.Tensor, aug: Augmentation) -> tf.Tensor:
     )
 
 
+def _chosen(n: tf.Tensor, seed: tf.Tensor, probability: float) -> tf.Tensor:
+    return tf.cast(tf.random.stateless_uniform([n, 1, 1, 1], seed) < probability, tf.float32)
+
+
 def _stroke(batch: tf.Tensor, seed: tf.Tensor, aug: Augmentation) -> tf.Tensor:
     n = tf.shape(batch)[0]
     strength = tf.random.stateless_uniform([n, 1, 1, 1], seed + 4, -1.0, 1.0)
-    active = tf.cast(
-        tf.random.stateless_uniform([n, 1, 1, 1], seed + 5) < aug.stroke_probability, tf.float32
-    )
-    strength *= active
+    strength *= _chosen(n, seed + 5, aug.stroke_probability)
     dilated = tf.nn.max_pool2d(batch, 3, 1, "SAME")
     eroded = -tf.nn.max_pool2d(-batch, 2, 1, "SAME")
     thicker = batch + tf.maximum(strength, 0.0) * (dilated - batch)
@@ -73,10 +74,6 @@ def _gaussian_kernel(sigma: float, radius: int) -> tf.Tensor:
     taps = tf.exp(-0.5 * (tf.range(-radius, radius + 1, dtype=tf.float32) / sigma) ** 2)
     taps /= tf.reduce_sum(taps)
     return tf.reshape(taps[:, None] * taps[None, :], [2 * radius + 1, 2 * radius + 1, 1, 1])
-
-
-def _chosen(n: tf.Tensor, seed: tf.Tensor, probability: float) -> tf.Tensor:
-    return tf.cast(tf.random.stateless_uniform([n, 1, 1, 1], seed) < probability, tf.float32)
 
 
 def _degrade(batch: tf.Tensor, seed: tf.Tensor, aug: Augmentation) -> tf.Tensor:
