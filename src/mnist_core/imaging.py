@@ -56,6 +56,12 @@ NOISE_FLOOR = 0.1
 # notebook page's grain left between its rules): nothing shows. Where nothing reaches the noise
 # floor, what reaches this is the strokes (a fine pen on a large canvas).
 VISIBLE = 0.03
+# Where nothing reaches the noise floor, the box of a picture without grain (a drawing), reduced
+# more than twice this many times, is first reduced by the largest whole factor that leaves this
+# much to go, each pixel taking its block's brightest: a stroke thinner than the reduction (a
+# 1 px pen on a 2400 px canvas) stays a line a pixel wide, a speck stays a pixel, which the rest
+# of the reduction averages away. On grainy paper the grain would join up into a texture.
+POOL_LEFT = 8
 # Pixels standing off the paper by twice MIN_CONTRAST or more, CLEAR_INK of the picture at least:
 # ink, even where fainter lines, many more of them, set the ink's level under MIN_CONTRAST.
 CLEAR_INK = 0.0002
@@ -425,18 +431,25 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
     stroke thinner than the reduction comes out fainter than the ink was (a 3 px pen on a
     280 px drawing at a third of full white, where MNIST's strokes reach it): the strokes'
     level (``INK_LEVEL``) is then brought back to full white. The strokes are what reaches the
-    noise floor once reduced, or, where nothing does, what reaches ``VISIBLE`` (most of the
-    strokes of a 1 px pen on a 1000 px canvas). Where nothing reaches ``VISIBLE`` (specks that
-    average away: the grain left between a blank page's rules once they are gone), there is
-    no ink to show."""
+    noise floor once reduced. Where nothing does, a drawing reduced more than 16 times is
+    reduced again, by blocks first, each taking its brightest (``POOL_LEFT``: a 1 px pen on a
+    1000 px canvas or larger); and where still nothing does, the strokes are what reaches
+    ``VISIBLE``. Where nothing reaches that (specks that average away: the grain left between
+    a blank page's rules once they are gone), there is no ink to show."""
     bbox = _ink_box(ink, speckled)
     if bbox is None:
         raise NoInkError("the image has no ink: it is blank or nearly uniform")
-    resized, factor = _to_box(ink.crop(bbox))
+    crop = ink.crop(bbox)
+    resized, factor = _to_box(crop)
     box: FloatImage = np.asarray(resized, dtype=np.float32) / 255.0
     if factor < 1:
         strokes = np.asarray(resized.histogram(), dtype=np.int64)
         floor = round(NOISE_FLOOR * 255)
+        pool = math.floor(1 / (factor * POOL_LEFT))
+        if not strokes[floor:].any() and pool >= 2 and not speckled:
+            resized, _ = _to_box(_pooled(crop, pool))
+            box = np.asarray(resized, dtype=np.float32) / 255.0
+            strokes = np.asarray(resized.histogram(), dtype=np.int64)
         if not strokes[floor:].any():
             floor = math.ceil(VISIBLE * 255)
             if not strokes[floor:].any():
@@ -446,6 +459,17 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
         if level < 255:
             box = np.minimum(box * (255.0 / level), 1.0)
     return box
+
+
+def _pooled(image: Image.Image, factor: int) -> Image.Image:
+    """``image`` reduced ``factor`` times, each pixel the brightest of its block (the last
+    blocks of a side that ``factor`` does not divide padded with black)."""
+    values = np.asarray(image)
+    h, w = values.shape
+    rows, cols = -(-h // factor), -(-w // factor)
+    padded = np.zeros((rows * factor, cols * factor), dtype=np.uint8)
+    padded[:h, :w] = values
+    return Image.fromarray(padded.reshape(rows, factor, cols, factor).max(axis=(1, 3)))
 
 
 def _centre(box: FloatImage) -> FloatImage:
