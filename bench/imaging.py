@@ -25,7 +25,8 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
   on white, 280 px;
 - ``3 px pen, photo``: the same pen, the digit 330 px on a 1000 px photo-like page;
 - ``1 px pen, 28 px``: the digit written again along its middle with a 1 px pen, dark on white,
-  on a 28x28 canvas (a pixel editor's pencil);
+  on a 28x28 canvas (a pixel editor's pencil); ``1 px pen, 1000 px`` and ``1 px pen, 2400 px``:
+  that pen on larger canvases (a paint program's pencil on a screen-sized one);
 - ``framed drawing``: the 224x224 drawing on a 300 px page with a 3 px black frame round it;
 - ``form's box``: that drawing in a box of 3 px lines 8 to 40 px inside a 340 px page (a form's
   box cropped with a margin);
@@ -45,7 +46,9 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
   225, the digit 1.5 to 4 rules tall over them, anywhere; grain, an 800x600 JPEG;
 - ``ruled page at an angle`` and ``squared page at an angle``: that page photographed at an
   angle (a perspective): its far edge, one of the four, 5 to 10% narrower than its near one,
-  which the picture's edge crosses; the digit kept clear of the sides the near edge cuts.
+  which the picture's edge crosses; the digit kept clear of the sides the near edge cuts;
+  ``ruled page, steeper`` and ``squared page, steeper``: the near edge showing the middle 60 to
+  80% of the page, the digit 170 px clear of its edges.
 """
 
 from __future__ import annotations
@@ -357,6 +360,7 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "3 px pen, photo": thin_photo,
     "1 px pen, 28 px": lambda digit, seed: pen_drawing(digit, 28, 1),
     "1 px pen, 1000 px": lambda digit, seed: pen_drawing(digit, 1000, 1),
+    "1 px pen, 2400 px": lambda digit, seed: pen_drawing(digit, 2400, 1),
     "framed drawing": framed,
     "form's box": boxed,
     "dim photo": dim_photo,
