@@ -62,6 +62,12 @@ VISIBLE = 0.03
 # 1 px pen on a 2400 px canvas) stays a line a pixel wide, a speck stays a pixel, which the rest
 # of the reduction averages away. On grainy paper the grain would join up into a texture.
 POOL_LEFT = 8
+# Reduced so, a line is a line: POOL_JOINED of its lit pixels or more have two lit neighbours or
+# more (all but its ends; 98% for the MNIST test digits written again with a 1 px pen), and it
+# covers POOL_COVER of the copy at most (8%). Specks scattered at random (dust on a blank
+# canvas, too few to call the page grainy) are taken for lines only once they cover twice that.
+POOL_JOINED = 0.9
+POOL_COVER = 0.25
 # Pixels standing off the paper by twice MIN_CONTRAST or more, CLEAR_INK of the picture at least:
 # ink, even where fainter lines, many more of them, set the ink's level under MIN_CONTRAST.
 CLEAR_INK = 0.0002
@@ -447,9 +453,11 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
         floor = round(NOISE_FLOOR * 255)
         pool = math.floor(1 / (factor * POOL_LEFT))
         if not strokes[floor:].any() and pool >= 2 and not speckled:
-            resized, _ = _to_box(_pooled(crop, pool))
-            box = np.asarray(resized, dtype=np.float32) / 255.0
-            strokes = np.asarray(resized.histogram(), dtype=np.int64)
+            pooled = _pooled(crop, pool)
+            if _lines(np.asarray(pooled) > 0):
+                resized, _ = _to_box(pooled)
+                box = np.asarray(resized, dtype=np.float32) / 255.0
+                strokes = np.asarray(resized.histogram(), dtype=np.int64)
         if not strokes[floor:].any():
             floor = math.ceil(VISIBLE * 255)
             if not strokes[floor:].any():
@@ -470,6 +478,22 @@ def _pooled(image: Image.Image, factor: int) -> Image.Image:
     padded = np.zeros((rows * factor, cols * factor), dtype=np.uint8)
     padded[:h, :w] = values
     return Image.fromarray(padded.reshape(rows, factor, cols, factor).max(axis=(1, 3)))
+
+
+def _lines(lit: npt.NDArray[np.bool_]) -> bool:
+    """Whether the ``lit`` pixels are lines, not specks (``POOL_JOINED``, ``POOL_COVER``)."""
+    count = int(np.count_nonzero(lit))
+    if count == 0 or count > POOL_COVER * lit.size:
+        return False
+    h, w = lit.shape
+    around = np.pad(lit, 1).astype(np.uint8)
+    neighbours = sum(
+        around[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+        for dy in (-1, 0, 1)
+        for dx in (-1, 0, 1)
+        if dy or dx
+    )
+    return int(np.count_nonzero(lit & (neighbours >= 2))) >= POOL_JOINED * count
 
 
 def _centre(box: FloatImage) -> FloatImage:

@@ -841,13 +841,28 @@ def test_a_blank_notebook_page_has_no_ink(
         to_mnist(notebook_photo(page, seed=1))
 
 
-def test_a_fine_pen_on_a_large_canvas_is_not_taken_for_no_ink() -> None:
+@pytest.mark.parametrize("side", [1000, 2400])
+def test_a_fine_pen_on_a_large_canvas_is_not_taken_for_no_ink(side: int) -> None:
     """A 7 drawn with a 1 px pen on a 1000 px canvas: reduced fifty times, its strokes fade to
     15 of 255, under the noise floor, as the grain of a blank page does; it is still ink (it
-    was refused as none when the floor was the test)."""
-    page = Image.new("L", (1000, 1000), 255)
-    ImageDraw.Draw(page).line([(300, 200), (700, 200), (450, 800)], fill=0, width=1)
+    was refused as none when the floor was the test). On a 2400 px canvas they faded under what
+    shows at all."""
+    page = Image.new("L", (side, side), 255)
+    corners = [(0.3, 0.2), (0.7, 0.2), (0.45, 0.8)]
+    ImageDraw.Draw(page).line([(x * side, y * side) for x, y in corners], fill=0, width=1)
     assert to_mnist(page).max() > 0
+
+
+@pytest.mark.parametrize("specks", [20, 200, 2000, 20000])
+def test_specks_on_a_large_blank_canvas_are_no_ink(specks: int) -> None:
+    """Dark pixels scattered at random over a blank 2400 px canvas, too few to call it grainy
+    (dust on a scan): reduced by blocks, as a fine pen's strokes are, 200 of them joined up
+    into dots that showed at the digit's scale. They are not lines."""
+    rng = np.random.default_rng(specks)
+    values = np.full((2400, 2400), 255, dtype=np.uint8)
+    values[rng.integers(0, 2400, specks), rng.integers(0, 2400, specks)] = 0
+    with pytest.raises(NoInkError, match="no ink"):
+        to_mnist(Image.fromarray(values))
 
 
 @pytest.mark.parametrize("keystone", list(KEYSTONES.values()), ids=list(KEYSTONES))
