@@ -486,15 +486,8 @@ def _lines(lit: npt.NDArray[np.bool_]) -> bool:
     count = int(np.count_nonzero(lit))
     if count == 0 or count > POOL_COVER * lit.size:
         return False
-    h, w = lit.shape
-    around = np.pad(lit, 1).astype(np.uint8)
-    neighbours = sum(
-        around[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
-        for dy in (-1, 0, 1)
-        for dx in (-1, 0, 1)
-        if dy or dx
-    )
-    return int(np.count_nonzero(lit & (neighbours >= 2))) >= POOL_JOINED * count
+    joined = lit & (_in_block(lit.astype(np.uint8)) >= 3)  # itself and two neighbours
+    return int(np.count_nonzero(joined)) >= POOL_JOINED * count
 
 
 def _centre(box: FloatImage) -> FloatImage:
@@ -641,15 +634,20 @@ def _salt_and_pepper(grey: Image.Image, background: float) -> bool:
     strokes."""
     far = np.abs(np.arange(256) - background) > MIN_CONTRAST * 255
     off = far.astype(np.uint8)[np.asarray(grey)]
-    # How many of each pixel's 3x3 neighbourhood are off, summed down then across.
-    column = off.copy()
-    column[1:] += off[:-1]
-    column[:-1] += off[1:]
+    alone = int(np.count_nonzero((_in_block(off) == 1) & (off == 1)))
+    return bool(alone >= SPECKLE_SHARE * off.size)
+
+
+def _in_block(marked: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """How many of each pixel's 3x3 neighbourhood, itself included, are ``marked`` (0 or 1),
+    summed down then across."""
+    column = marked.copy()
+    column[1:] += marked[:-1]
+    column[:-1] += marked[1:]
     block = column.copy()
     block[:, 1:] += column[:, :-1]
     block[:, :-1] += column[:, 1:]
-    alone = int(np.count_nonzero((block == 1) & (off == 1)))
-    return bool(alone >= SPECKLE_SHARE * off.size)
+    return block
 
 
 def _grainy(edges: npt.NDArray[np.int64]) -> bool:
