@@ -448,17 +448,15 @@ def _fit_box(ink: Image.Image, *, speckled: bool = False) -> FloatImage:
         raise NoInkError("the image has no ink: it is blank or nearly uniform")
     crop = ink.crop(bbox)
     resized, factor = _to_box(crop)
+    floor = round(NOISE_FLOOR * 255)
+    pool = math.floor(1 / (factor * POOL_LEFT))
+    if pool >= 2 and not speckled and int(np.asarray(resized).max()) < floor:
+        pooled = _pooled(crop, pool)
+        if _lines(np.asarray(pooled) > 0):
+            resized = _to_box(pooled)[0]
     box: FloatImage = np.asarray(resized, dtype=np.float32) / 255.0
     if factor < 1:
         strokes = np.asarray(resized.histogram(), dtype=np.int64)
-        floor = round(NOISE_FLOOR * 255)
-        pool = math.floor(1 / (factor * POOL_LEFT))
-        if not strokes[floor:].any() and pool >= 2 and not speckled:
-            pooled = _pooled(crop, pool)
-            if _lines(np.asarray(pooled) > 0):
-                resized, _ = _to_box(pooled)
-                box = np.asarray(resized, dtype=np.float32) / 255.0
-                strokes = np.asarray(resized.histogram(), dtype=np.int64)
         if not strokes[floor:].any():
             floor = math.ceil(VISIBLE * 255)
             if not strokes[floor:].any():
