@@ -593,7 +593,9 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
     light ink). The paper is estimated on a reduced copy, its strokes removed by a closing (a
     max filter, then a min filter; the other way round for light ink on dark), which keeps the
     paper's own shape where a max filter alone would spread a glare's peak round it; lightly
-    smoothed and enlarged back. Small images and evenly lit ones are returned as they are.
+    smoothed and enlarged back. Where uneven edges are mid-grey, the ink's polarity is judged
+    against that level (``_dark_ink_on_its_paper``). Small images and evenly lit ones are
+    returned as they are.
     ``histograms``: the grey levels of the whole image and along its edges (``_histograms``)."""
     w, h = grey.size
     if min(w, h) < FLATTEN_FROM:
@@ -623,7 +625,34 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
         ring = np.concatenate([inner[0], inner[-1], inner[:, 0], inner[:, -1]])
         if int(ring.max()) - int(ring.min()) <= VIGNETTE:
             return grey, False
+    elif min(w, h) > GLARE_FROM and MID_GREY[0] <= background <= MID_GREY[1]:
+        # Mid-grey edges on an unevenly lit page may be a shadow over most of them: the lit
+        # paper beyond it then reaches as far from their median as the ink does, and the tails
+        # rule may take it for light ink. Not on small crops, whose fog the edges' median reads
+        # well (MNIST's own digits under fog).
+        light_paper = _dark_ink_on_its_paper(grey)
     return _without_paper(grey, light_paper=light_paper, closed=closed), True
+
+
+def _dark_ink_on_its_paper(grey: Image.Image) -> bool:
+    """Whether the ink is darker than its paper on an unevenly lit page: the tails rule
+    (``_dark_ink``) with each pixel set against the paper's level where it is, not against the
+    edges' median. That level is the median of each window ``PAPER_WINDOW`` wide on the copy
+    reduced to ``PAPER_SIDE``, which ink of neither polarity fills, enlarged back as
+    ``_without_paper`` does; a shadow's edge comes out a little off it on both sides alike,
+    the ink on one."""
+    factor = max(1, min(grey.size) // PAPER_SIDE)
+    level = np.asarray(grey.reduce(factor).filter(ImageFilter.MedianFilter(PAPER_WINDOW)))
+    darker, lighter = (
+        _without_paper(grey, light_paper=side, closed=level.astype(np.int16))
+        for side in (True, False)
+    )
+    return _reach(darker) > _reach(lighter)
+
+
+def _reach(ink: Image.Image) -> float:
+    """How far ``ink`` (light on black) reaches: its 99.9th percentile."""
+    return _percentile(np.asarray(ink.histogram(), dtype=np.int64), 99.9)
 
 
 def _salt_and_pepper(grey: Image.Image, background: float) -> bool:

@@ -241,18 +241,25 @@ def test_bold_digits_are_not_sheets(dark: bool) -> None:
 
 
 def photographed(
-    golden: dict[int, bytes], light: float | npt.NDArray[np.float64], seed: int
+    golden: dict[int, bytes],
+    light: float | npt.NDArray[np.float64],
+    seed: int,
+    *,
+    left: int = 290,
+    chalk: bool = False,
 ) -> Pixels:
     """The ten golden digits, 220 px, in dark ink on paper at 205 filling an 800x600 photo,
-    lit by ``light`` (a gain, or one per pixel), with grain; as the service reads them."""
+    ``left`` px from its left edge (in the middle unless given), lit by ``light`` (a gain, or
+    one per pixel), with grain; as the service reads them. With ``chalk``, every level turned
+    over: light chalk on a dark slate."""
     rng = np.random.default_rng(seed)
     pixels = []
     for digit in range(10):
         darkness = 1 - np.asarray(picture(golden, digit).resize((220, 220)), np.float64) / 255
         page = np.full((600, 800), 205.0)
-        page[190:410, 290:510] -= 150 * darkness
+        page[190:410, left : left + 220] -= 150 * darkness
         page = page * light + rng.normal(0, 4, page.shape)
-        photo = Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
+        photo = Image.fromarray(np.clip(255 - page if chalk else page, 0, 255).astype(np.uint8))
         pixels.append(to_mnist(as_jpeg(photo)))
     return np.stack(pixels)
 
@@ -340,6 +347,22 @@ def test_a_vignetted_photo_is_read_right(golden: dict[int, bytes], model_root: P
     ys, xs = np.mgrid[0:600, 0:800].astype(np.float64)
     light = 1 - 0.35 * (((xs - 400) / 400) ** 2 + ((ys - 300) / 300) ** 2) / 2
     assert_read_right(photographed(golden, light, seed=4), model_root)
+
+
+@pytest.mark.parametrize("chalk", [False, True], ids=["ink-shadow", "chalk-light"])
+def test_uneven_light_over_most_of_the_edges_leaves_the_inks_polarity(
+    golden: dict[int, bytes], model_root: Path, chalk: bool
+) -> None:
+    """A photo with a shadow over the page beyond a slanted edge, 40% deep, the digit in the
+    lit part; or, turned over, chalk on a slate lit beyond that edge, the digit in the dim part.
+    That part holds most of the picture's edges, so their median is mid-grey, and the paper
+    round the digit reached further from it than the ink. The page was read with the other
+    polarity: the paper round the digit was the ink, and nine of the ten dark digits were read
+    wrong by the default CNN. The polarity is now judged against the paper's level where each
+    pixel is."""
+    ys, xs = np.mgrid[0:600, 0:800].astype(np.float64)
+    light = 1 - 0.4 / (1 + np.exp(-(xs - 330 - 0.3 * (ys - 300)) / 14))
+    assert_read_right(photographed(golden, light, seed=7, left=60, chalk=chalk), model_root)
 
 
 def test_a_speck_apart_from_the_digit_does_not_set_its_box(three: Image.Image) -> None:
