@@ -365,6 +365,17 @@ def test_uneven_light_over_most_of_the_edges_leaves_the_inks_polarity(
     assert_read_right(photographed(golden, light, seed=7, left=60, chalk=chalk), model_root)
 
 
+def test_a_pool_of_light_on_the_page_is_not_ink(golden: dict[int, bytes], model_root: Path) -> None:
+    """A lamp close over a page: a pool of light round the digit, the page beyond it half as
+    light, all four edges in that part. Even along them and mid-grey, the edges said the pool
+    reached further than the ink: it was read as light ink, a blot, and all ten were read wrong
+    by the default CNN (nine as 0)."""
+    ys, xs = np.mgrid[0:600, 0:800].astype(np.float64)
+    out = np.hypot((xs - 400) / 400, (ys - 300) / 300)  # 1 at the middle of each edge
+    light = 1 - 0.5 / (1 + np.exp(-(out - 0.6) / 0.08))
+    assert_read_right(photographed(golden, light, seed=8), model_root)
+
+
 def test_a_speck_apart_from_the_digit_does_not_set_its_box(three: Image.Image) -> None:
     """A fleck of dust, two pixels across, in a corner of a clean drawing: the digit keeps its
     box (it came out small, in the other corner from the fleck), though it is read as a grainy
