@@ -610,15 +610,16 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
     background = _percentile(border, 50)
     if min(w, h) > GLARE_FROM and _glare(counts, background):
         ink = _without_paper(grey, light_paper=True)
-        if _percentile(np.asarray(ink.histogram(), dtype=np.int64), 99.9) >= MIN_CONTRAST * 255:
+        if _reach(ink) >= MIN_CONTRAST * 255:
             return ink, True
     light_paper = _dark_ink(counts, background)
     if min(w, h) > GLARE_FROM and MID_GREY[0] <= background <= MID_GREY[1]:
         # Mid-grey edges may not be the paper round the ink: a shadow over most of them, or
         # the dim part of a page round a pool of light (a lamp close over it). The paper round
         # the digit then reaches as far from their median as the ink does, and the tails rule
-        # may take it for the ink. Not on small crops, whose fog the edges' median reads well
-        # (MNIST's own digits under fog).
+        # may take it for the ink. Not on small crops, which the edges' median reads better:
+        # judged so at 28 px, MNIST's own digits lost 2.6 points under brightness, 0.5 under
+        # fog (MNIST-C, 10,000 each).
         here = _dark_ink_on_its_paper(grey)
         if here != light_paper:
             return _without_paper(grey, light_paper=here), True
@@ -650,7 +651,7 @@ def _dark_ink_on_its_paper(grey: Image.Image) -> bool:
     reduced to about ``PAPER_SIDE``, which ink of neither polarity fills, enlarged back as
     ``_without_paper`` does; a shadow's edge comes out a little off it on both sides alike,
     the ink on one. Read on a copy reduced to about ``POLARITY_SIDE``, where strokes keep
-    their level and it costs a fraction of a millisecond."""
+    their level: about 2.4 ms on an 800x600 page (6.3 ms with each reading made at full size)."""
     copy = grey.reduce(max(1, min(grey.size) // POLARITY_SIDE))
     factor = max(1, min(copy.size) // PAPER_SIDE)
     small = np.pad(np.asarray(copy.reduce(factor)), PAPER_WINDOW // 2, mode="edge")
