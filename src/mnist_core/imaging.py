@@ -617,9 +617,9 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
         # Mid-grey edges may not be the paper round the ink: a shadow over most of them, or
         # the dim part of a page round a pool of light (a lamp close over it). The paper round
         # the digit then reaches as far from their median as the ink does, and the tails rule
-        # may take it for the ink. Not on small crops, which the edges' median reads better:
-        # judged so at 28 px, MNIST's own digits lost 2.6 points under brightness, 0.5 under
-        # fog (MNIST-C, 10,000 each).
+        # may take it for the ink. Not on crops of GLARE_FROM px or less, which the edges'
+        # median reads better: judged so at 28 px, MNIST's own digits lost 2.6 points under
+        # brightness, 0.5 under fog (MNIST-C, 10,000 each).
         here = _dark_ink_on_its_paper(grey)
         if here != light_paper:
             return _without_paper(grey, light_paper=here), True
