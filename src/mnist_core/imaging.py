@@ -557,9 +557,14 @@ def _glare(counts: npt.NDArray[np.int64], background: float) -> bool:
 def _paper(grey: Image.Image, *, light_paper: bool) -> npt.NDArray[np.int16]:
     """The paper's level on a copy reduced to about ``PAPER_SIDE`` pixels on the shorter side
     (by a whole factor), its strokes taken out by a closing (``_closing``)."""
-    factor = max(1, min(grey.size) // PAPER_SIDE)
-    small = np.asarray(grey.reduce(factor))
+    small = np.asarray(grey.reduce(_paper_factor(grey.size)))
     return _closing(small, PAPER_WINDOW, dark=not light_paper).astype(np.int16)
+
+
+def _paper_factor(size: tuple[int, int]) -> int:
+    """The whole factor that reduces a picture of ``size`` to about ``PAPER_SIDE`` pixels on
+    its shorter side: where the paper's level is estimated, and what ``_enlarged`` undoes."""
+    return max(1, min(size) // PAPER_SIDE)
 
 
 def _without_paper(
@@ -580,7 +585,7 @@ def _enlarged(level: npt.NDArray[np.int16], size: tuple[int, int]) -> Image.Imag
     the outer centres, or smoothed up to the edges as they are, the paper under a glare rising
     towards an edge came out up to 14 grey levels too light there, which reads as ink."""
     w, h = size
-    factor = max(1, min(w, h) // PAPER_SIDE)
+    factor = _paper_factor(size)
     extended = np.clip(np.pad(level, 2, mode="reflect", reflect_type="odd"), 0, 255)
     smooth = Image.fromarray(extended.astype(np.uint8)).filter(ImageFilter.GaussianBlur(1))
     box = (2.0, 2.0, 2 + w / factor, 2 + h / factor)
@@ -653,8 +658,9 @@ def _dark_ink_on_its_paper(grey: Image.Image) -> bool:
     the ink on one. Read on a copy reduced to about ``POLARITY_SIDE``, where strokes keep
     their level: about 2.4 ms on an 800x600 page (6.3 ms with each reading made at full size)."""
     copy = grey.reduce(max(1, min(grey.size) // POLARITY_SIDE))
-    factor = max(1, min(copy.size) // PAPER_SIDE)
-    small = np.pad(np.asarray(copy.reduce(factor)), PAPER_WINDOW // 2, mode="edge")
+    small = np.pad(
+        np.asarray(copy.reduce(_paper_factor(copy.size))), PAPER_WINDOW // 2, mode="edge"
+    )
     windows = np.lib.stride_tricks.sliding_window_view(small, (PAPER_WINDOW, PAPER_WINDOW))
     flat = windows.reshape(*windows.shape[:2], PAPER_WINDOW**2)
     middle = PAPER_WINDOW**2 // 2  # the median of each window: its middle value, once sorted
