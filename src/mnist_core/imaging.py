@@ -165,6 +165,11 @@ SHEET_SQUARE = 1.0  # a sheet turned less than this many degrees is read as it i
 # shows SHEET_BEYOND steps deep or more on the reduced copy (a region, not rules).
 SHEET_CUT = 0.5
 SHEET_BEYOND = 2
+# A sheet's edge is a step; a pool of light (a lamp close over a page) fades over tens of pixels.
+# Just beyond a sheet (SHEET_BEYOND steps), the surface lies within SHEET_EDGE of the way from
+# its own level to the sheet's: at most 0.006 for the sheets and pages of ``bench/imaging.py``
+# (300 each, light and dark), at least 0.23 for the pools of light taken for sheets (32 of 300).
+SHEET_EDGE = 0.1
 # A page whose edge the picture shows, cut by the picture's own edges on its other sides: the
 # desk beyond it makes CUT_SHARE of the picture's edge strips or more, CUT_CONTRAST darker than
 # the paper (lighter round a slate); the page is then looked for as a sheet.
@@ -1234,7 +1239,9 @@ def _sheet(
     0.79); with ink inside (``SHEET_INK``, a share of the shape) drawn in strokes, which a few
     erosions remove (``SHEET_THIN`` of it may remain after ``SHEET_STROKE`` of the sheet's
     shorter side: strokes up to a sixth of it wide go), where a hole in a rectangular shape
-    (a square 0) stays. None of the 10,000 MNIST test digits enlarged (to 100, 224, 280 or 500
+    (a square 0) stays; and its edge a step, where a pool of light round a digit fades into
+    the dimmer page round it (``_fading``: cut by the picture's edges, a pool passes the other
+    tests). None of the 10,000 MNIST test digits enlarged (to 100, 224, 280 or 500
     px) is taken for a sheet; of test digits filling sheets turned up to 20 degrees
     (``bench/imaging.py``), 99.1 to 99.2% are read right, light sheets and dark.
 
@@ -1327,6 +1334,8 @@ def _sheet(
     radius = max(1, round(SHEET_STROKE * min(bottom - top, right - left)))
     if int(_eroded(inside, radius).sum()) > SHEET_THIN * ink:
         return None
+    if _fading(255 - values if dark else values, filled, high):
+        return None
     # The sheet alone: two steps inside its edge, the rest painted its paper's colour.
     paper = _eroded(filled, 2)[top:bottom, left:right]
     box = (left * factor, top * factor, min(w, right * factor), min(h, bottom * factor))
@@ -1339,6 +1348,19 @@ def _sheet(
         return painted
     # Turned square to the picture, and its digit with it.
     return painted.rotate(turn, Image.Resampling.BILINEAR, expand=True, fillcolor=colour)
+
+
+def _fading(levels: npt.NDArray[np.uint8], shape: npt.NDArray[np.bool_], level: float) -> bool:
+    """Whether the light ``shape`` (in ``levels``, its own level ``level``) fades into what lies
+    round it, as a pool of light does, rather than standing off it as a sheet does: the surface
+    ``SHEET_BEYOND`` steps beyond its edge (the picture's edges are not its edge) is lit
+    ``SHEET_EDGE`` or more of the way from the rest of the surface to the shape."""
+    beyond = _eroded(~shape, SHEET_BEYOND, outside=True)
+    edge = beyond & ~_eroded(beyond, 1, outside=True)
+    if not edge.any():
+        return False
+    surface = float(np.median(levels[beyond]))
+    return float(np.median(levels[edge])) - surface >= SHEET_EDGE * (level - surface)
 
 
 def _cut(edges: npt.NDArray[np.int64], background: float, *, dark: bool) -> float | None:
