@@ -21,7 +21,8 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
   anywhere on an 800x600 JPEG; ``vignetted photo``: that page darkening towards the corners,
   by 15 to 35% there, as through a lens; ``shadowed photo``: that page with a shadow 20 to 40%
   deep beyond a slanted edge, anywhere; ``lamp-lit photo``: that page in a pool of light round
-  the digit, the rest of it 30 to 50% darker;
+  the digit, the rest of it 30 to 50% darker; ``lamp in a dark room``: the rest 50 to 75%
+  darker, so the picture's edges are mostly dark;
 - ``3 px pen, drawing``: the digit written again along its middle with a pen 3 px wide, dark
   on white, 280 px;
 - ``3 px pen, photo``: the same pen, the digit 330 px on a 1000 px photo-like page;
@@ -112,7 +113,7 @@ def even_photo(
     *,
     vignette: bool = False,
     shadow: bool = False,
-    lamp: bool = False,
+    lamp: tuple[float, float] | None = None,
 ) -> bytes:
     """The digit, 150 to 250 px, in dark ink (40 to 70) on evenly lit paper (195 to 225) with
     grain (sigma 3 to 5), anywhere on an 800x600 JPEG: a plain photo of a page. With
@@ -120,7 +121,8 @@ def even_photo(
     (by the square of the distance from the centre); with ``shadow``, a shadow 20 to 40% deep
     covers the page beyond a slanted edge, anywhere, softened over 5 to 40 px; with ``lamp``,
     a lamp close over the page lights a pool round the digit, its radius 0.8 to 1.2 times the
-    digit's size, softened over 10 to 40 px, the page beyond it 30 to 50% darker."""
+    digit's size, softened over 10 to 40 px, the page beyond it darker by a share in that range
+    (0.3 to 0.5: 30 to 50% darker)."""
     rng = np.random.default_rng(seed)
     side = int(rng.integers(150, 251))
     paper, pen = float(rng.uniform(195, 225)), float(rng.uniform(40, 70))
@@ -135,11 +137,9 @@ def even_photo(
         edge = xs - rng.uniform(160, 640) - rng.uniform(-0.4, 0.4) * (ys - 300)
         soft = np.clip(edge / rng.uniform(5, 40), -50, 50)
         page *= 1 - rng.uniform(0.2, 0.4) / (1 + np.exp(-soft))
-    if lamp:
+    if lamp is not None:
         out = np.hypot(xs - left - side / 2, ys - top - side / 2) - rng.uniform(0.8, 1.2) * side
-        page *= 1 - rng.uniform(0.3, 0.5) / (
-            1 + np.exp(-np.clip(out / rng.uniform(10, 40), -50, 50))
-        )
+        page *= 1 - rng.uniform(*lamp) / (1 + np.exp(-np.clip(out / rng.uniform(10, 40), -50, 50)))
     if vignette:
         page *= (
             1 - rng.uniform(0.15, 0.35) * (((xs - 400) / 400) ** 2 + ((ys - 300) / 300) ** 2) / 2
@@ -369,7 +369,8 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "evenly lit photo": even_photo,
     "vignetted photo": lambda digit, seed: even_photo(digit, seed, vignette=True),
     "shadowed photo": lambda digit, seed: even_photo(digit, seed, shadow=True),
-    "lamp-lit photo": lambda digit, seed: even_photo(digit, seed, lamp=True),
+    "lamp-lit photo": lambda digit, seed: even_photo(digit, seed, lamp=(0.3, 0.5)),
+    "lamp in a dark room": lambda digit, seed: even_photo(digit, seed, lamp=(0.5, 0.75)),
     "3 px pen, drawing": lambda digit, seed: pen_drawing(digit, 280, 3),
     "3 px pen, photo": thin_photo,
     "1 px pen, 28 px": lambda digit, seed: pen_drawing(digit, 28, 1),
