@@ -609,9 +609,9 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
     light ink). The paper is estimated on a reduced copy, its strokes removed by a closing (a
     max filter, then a min filter; the other way round for light ink on dark), which keeps the
     paper's own shape where a max filter alone would spread a glare's peak round it; lightly
-    smoothed and enlarged back. Where the edges are mid-grey or dark, the ink's polarity is
-    judged against that level too (``_dark_ink_on_its_paper``), and a page it reads the other
-    way is flattened. Small images and evenly lit ones are returned as they are.
+    smoothed and enlarged back. Where the edges are mid-grey, the ink's polarity is judged
+    against that level too (``_dark_ink_on_its_paper``), and a page it reads the other way is
+    flattened. Small images and evenly lit ones are returned as they are.
     ``histograms``: the grey levels of the whole image and along its edges (``_histograms``)."""
     w, h = grey.size
     if min(w, h) < FLATTEN_FROM:
@@ -623,14 +623,13 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
         if _reach(ink) >= MIN_CONTRAST * 255:
             return ink, True
     light_paper = _dark_ink(counts, background)
-    if min(w, h) > GLARE_FROM and background <= MID_GREY[1]:
-        # Mid-grey or dark edges may not be the paper round the ink: a shadow over most of
-        # them, or the dim part of a page round a pool of light (a lamp close over it). The
-        # paper round the digit then reaches as far from their median as the ink does, and
-        # the tails rule may take it for the ink; dark edges say light ink. Not on crops of
-        # GLARE_FROM px or less, which the edges' median reads better: judged so at 28 px,
-        # MNIST's own digits lost 2.6 points under brightness, 0.5 under fog (MNIST-C, 10,000
-        # each).
+    if min(w, h) > GLARE_FROM and MID_GREY[0] <= background <= MID_GREY[1]:
+        # Mid-grey edges may not be the paper round the ink: a shadow over most of them, or
+        # the dim part of a page round a pool of light (a lamp close over it). The paper round
+        # the digit then reaches as far from their median as the ink does, and the tails rule
+        # may take it for the ink. Not on crops of GLARE_FROM px or less, which the edges'
+        # median reads better: judged so at 28 px, MNIST's own digits lost 2.6 points under
+        # brightness, 0.5 under fog (MNIST-C, 10,000 each).
         here = _dark_ink_on_its_paper(grey)
         if here != light_paper:
             return _without_paper(grey, light_paper=here), True
@@ -662,8 +661,7 @@ def _dark_ink_on_its_paper(grey: Image.Image) -> bool:
     reduced to about ``PAPER_SIDE``, which ink of neither polarity fills, enlarged back as
     ``_without_paper`` does; a shadow's edge comes out a little off it on both sides alike,
     the ink on one. Read on a copy reduced to about ``POLARITY_SIDE``, where strokes keep
-    their level: about 2.4 ms on an 800x600 page (6.3 ms with each reading made at full size),
-    1.5 ms on a 224x224 one."""
+    their level: about 2.4 ms on an 800x600 page (6.3 ms with each reading made at full size)."""
     copy = grey.reduce(max(1, min(grey.size) // POLARITY_SIDE))
     small = np.pad(
         np.asarray(copy.reduce(_paper_factor(copy.size))), PAPER_WINDOW // 2, mode="edge"
