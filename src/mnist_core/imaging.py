@@ -87,6 +87,11 @@ MID_GREY = (96.0, 160.0)
 PAPER_SIDE = 32
 PAPER_WINDOW = 9  # strokes narrower than this are filtered out of the reduced copy
 POLARITY_SIDE = 8 * PAPER_SIDE  # the copy on which the ink's polarity is judged against it
+# ... which overrules the edges' median only by this many grey levels or more: the local median
+# inside a bold light digit is the strokes' level, and the gaps between them reach further from
+# it (MNIST test digits enlarged to 280 px on mid-grey paper, strokes 14 px bolder: up to 53);
+# the lit paper round dark ink under a lamp or beside a shadow, at least 71 (500 each).
+POLARITY_MARGIN = 64
 GRAIN_REDUCTION = 8
 FLATTEN_FROM = SIDE
 UNEVEN = 0.12 * 255
@@ -610,8 +615,9 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
     max filter, then a min filter; the other way round for light ink on dark), which keeps the
     paper's own shape where a max filter alone would spread a glare's peak round it; lightly
     smoothed and enlarged back. Where the edges are mid-grey, the ink's polarity is judged
-    against that level too (``_dark_ink_on_its_paper``), and a page it reads the other way is
-    flattened. Small images and evenly lit ones are returned as they are.
+    against that level too (``_darker_on_its_paper``), and a page it reads the other way by
+    ``POLARITY_MARGIN`` or more is flattened. Small images and evenly lit ones are returned as
+    they are.
     ``histograms``: the grey levels of the whole image and along its edges (``_histograms``)."""
     w, h = grey.size
     if min(w, h) < FLATTEN_FROM:
@@ -630,9 +636,9 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
         # may take it for the ink. Not on crops of GLARE_FROM px or less, which the edges'
         # median reads better: judged so at 28 px, MNIST's own digits lost 2.6 points under
         # brightness, 0.5 under fog (MNIST-C, 10,000 each).
-        here = _dark_ink_on_its_paper(grey)
-        if here != light_paper:
-            return _without_paper(grey, light_paper=here), True
+        darker = _darker_on_its_paper(grey)
+        if abs(darker) >= POLARITY_MARGIN and (darker > 0) != light_paper:
+            return _without_paper(grey, light_paper=darker > 0), True
     closed = None
     if _percentile(border, 90) - _percentile(border, 10) <= UNEVEN:
         # Even along most of the edges; but the paper may still darken towards the corners
@@ -654,10 +660,11 @@ def _flatten(grey: Image.Image, histograms: Histograms) -> tuple[Image.Image, bo
     return _without_paper(grey, light_paper=light_paper, closed=closed), True
 
 
-def _dark_ink_on_its_paper(grey: Image.Image) -> bool:
-    """Whether the ink is darker than its paper on a page lit unevenly: the tails rule
-    (``_dark_ink``) with each pixel set against the paper's level where it is, not against the
-    edges' median. That level is the median of each window ``PAPER_WINDOW`` wide on a copy
+def _darker_on_its_paper(grey: Image.Image) -> float:
+    """How much further what is darker than its paper reaches from it than what is lighter,
+    in grey levels, on a page lit unevenly: the tails rule (``_dark_ink``) with each pixel set
+    against the paper's level where it is, not against the edges' median; above 0, the ink is
+    dark. That level is the median of each window ``PAPER_WINDOW`` wide on a copy
     reduced to about ``PAPER_SIDE``, which ink of neither polarity fills, enlarged back as
     ``_without_paper`` does; a shadow's edge comes out a little off it on both sides alike,
     the ink on one. Read on a copy reduced to about ``POLARITY_SIDE``, where strokes keep
@@ -670,7 +677,7 @@ def _dark_ink_on_its_paper(grey: Image.Image) -> bool:
     flat = windows.reshape(*windows.shape[:2], PAPER_WINDOW**2)
     middle = PAPER_WINDOW**2 // 2  # the median of each window: its middle value, once sorted
     paper = _enlarged(np.partition(flat, middle, axis=2)[..., middle].astype(np.int16), copy.size)
-    return _reach(ImageChops.subtract(paper, copy)) > _reach(ImageChops.subtract(copy, paper))
+    return _reach(ImageChops.subtract(paper, copy)) - _reach(ImageChops.subtract(copy, paper))
 
 
 def _reach(ink: Image.Image) -> float:
