@@ -89,8 +89,8 @@ PAPER_WINDOW = 9  # strokes narrower than this are filtered out of the reduced c
 POLARITY_SIDE = 8 * PAPER_SIDE  # the copy on which the ink's polarity is judged against it
 # ... which overrules the edges' median only by this many grey levels or more: the local median
 # inside a bold light digit is the strokes' level, and the gaps between them reach further from
-# it (MNIST test digits enlarged to 280 px on mid-grey paper, strokes 14 px bolder: up to 53);
-# the lit paper round dark ink under a lamp or beside a shadow, at least 71 (500 each).
+# it (300 MNIST test digits enlarged to 280 px on mid-grey paper, strokes 14 px bolder: up to
+# 53); the lit paper round dark ink under a lamp, at least 89, beside a shadow 71 (500 each).
 POLARITY_MARGIN = 64
 GRAIN_REDUCTION = 8
 FLATTEN_FROM = SIDE

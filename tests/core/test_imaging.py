@@ -398,7 +398,7 @@ def test_a_pool_of_light_past_the_pictures_edge_is_not_a_sheet(
 ) -> None:
     """A wider pool of light, fading over tens of pixels, round a digit near the picture's left
     edge, which cuts it. Light, nearly a rectangle, on a dimmer surround, it passed for a light
-    sheet on a dark desk; cut out round it, its dim rim was read as ink round the digit, and 7
+    sheet on a dark desk; cut out round it, its dim rim was read as ink round the digit, and 8
     of the 10 were read wrong by the default CNN. A sheet's edge is a step; this one fades."""
     ys, xs = np.mgrid[0:600, 0:800].astype(np.float64)
     out = np.hypot(xs - 170, ys - 300) - 240  # round the digit, 60 to 280 px across
