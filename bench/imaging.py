@@ -23,6 +23,9 @@ preprocessing: the figures that must not drop when preprocessing gets cheaper.
   deep beyond a slanted edge, anywhere; ``lamp-lit photo``: that page in a pool of light round
   the digit, the rest of it 30 to 50% darker; ``lamp in a dark room``: the rest 50 to 75%
   darker, so the picture's edges are mostly dark;
+- ``dark-mode drawing``: light ink on black, the digit enlarged to 280 px, its strokes 0 to 14 px
+  bolder; ``chalk on a blackboard``: a photo cropped to the digit, 220 to 300 px, 0 to 14 px
+  bolder, chalk at 190 to 230 on a board at 90 to 140 with grain, a 320x320 JPEG;
 - ``3 px pen, drawing``: the digit written again along its middle with a pen 3 px wide, dark
   on white, 280 px;
 - ``3 px pen, photo``: the same pen, the digit 330 px on a 1000 px photo-like page;
@@ -85,6 +88,30 @@ def drawn(digit: np.ndarray, scale: int = 8) -> bytes:
         (28 * scale, 28 * scale), Image.Resampling.BICUBIC
     )
     return png(image)
+
+
+def dark_mode(digit: np.ndarray, seed: int) -> bytes:
+    """Light ink on black, as a drawing app in dark mode saves it: the digit enlarged to 280 px,
+    its strokes 0 to 14 px bolder (a broad brush), a PNG."""
+    bolder = 2 * int(np.random.default_rng(seed).integers(0, 8)) + 1
+    image = Image.fromarray(digit).resize((280, 280), Image.Resampling.BICUBIC)
+    return png(image.filter(ImageFilter.MaxFilter(bolder)))
+
+
+def blackboard(digit: np.ndarray, seed: int) -> bytes:
+    """A photo of chalk on a blackboard, cropped to the digit: the digit, 220 to 300 px, its
+    strokes 0 to 14 px bolder, chalk at 190 to 230 on a board at 90 to 140 with grain (sigma 3
+    to 6), anywhere on a 320x320 JPEG."""
+    rng = np.random.default_rng(seed)
+    side = int(rng.integers(220, 301))
+    board, chalk = float(rng.uniform(90, 140)), float(rng.uniform(190, 230))
+    bolder = 2 * int(rng.integers(0, 8)) + 1
+    ink = Image.fromarray(digit).resize((side, side), Image.Resampling.BICUBIC)
+    strokes = np.asarray(ink.filter(ImageFilter.MaxFilter(bolder)), dtype=np.float32) / 255
+    page = np.full((320, 320), board, dtype=np.float32)
+    top, left = (int(v) for v in rng.integers(0, 321 - side, 2))
+    page[top : top + side, left : left + side] += (chalk - board) * strokes
+    return jpeg(page + rng.normal(0, rng.uniform(3, 6), page.shape))
 
 
 def photo(digit: np.ndarray, width: int, height: int, seed: int) -> bytes:
@@ -371,6 +398,8 @@ UPLOADS: dict[str, Callable[[np.ndarray, int], bytes]] = {
     "shadowed photo": lambda digit, seed: even_photo(digit, seed, shadow=True),
     "lamp-lit photo": lambda digit, seed: even_photo(digit, seed, lamp=(0.3, 0.5)),
     "lamp in a dark room": lambda digit, seed: even_photo(digit, seed, lamp=(0.5, 0.75)),
+    "dark-mode drawing": dark_mode,
+    "chalk on a blackboard": blackboard,
     "3 px pen, drawing": lambda digit, seed: pen_drawing(digit, 280, 3),
     "3 px pen, photo": thin_photo,
     "1 px pen, 28 px": lambda digit, seed: pen_drawing(digit, 28, 1),
