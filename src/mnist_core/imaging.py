@@ -1315,6 +1315,8 @@ def _sheet(
         present[:, None] & (xs >= first[:, None]) & (xs <= last[:, None])
     )
     inside = filled & ~light
+    lit = 255 - values if dark else values  # the levels of the inverted copy, for a dark sheet
+    beyond = _eroded(~filled, SHEET_BEYOND, outside=True)  # the surface, off the sheet's edge
     if cut >= SHEET_CUT:
         # Only part of the page's rectangle shows, and its turn is not known. What lies beyond
         # it must stand as far from it as a desk from paper (``CUT_CONTRAST``), not be the
@@ -1323,12 +1325,11 @@ def _sheet(
         # off the picture's edges: a digit cropped to its own box touches them, and one of its
         # strokes along an edge, or its ends in the corners, would pass for a desk. (Ink a
         # step wide there is grain along the page's edge.)
-        beyond = _eroded(~filled, SHEET_BEYOND, outside=True)
         if not contrasted or not beyond.any():
             return None
         # Bare, as a desk is: a shadow over part of the page passes for one, and may hold the
         # digit (on the sheet's scale, something darker on it, if only a thousandth or two).
-        bare = np.bincount((255 - values if dark else values)[beyond], minlength=256)
+        bare = np.bincount(lit[beyond], minlength=256)
         if _percentile(bare, 50) - _percentile(bare, 0.2) > VIGNETTE:
             return None
         if (_eroded(inside, 1) & ~_eroded(filled, SHEET_BEYOND)).any():
@@ -1341,7 +1342,7 @@ def _sheet(
     radius = max(1, round(SHEET_STROKE * min(bottom - top, right - left)))
     if int(_eroded(inside, radius).sum()) > SHEET_THIN * ink:
         return None
-    if _fading(255 - values if dark else values, filled, high):
+    if _fading(lit, beyond, high):
         return None
     # The sheet alone: two steps inside its edge, the rest painted its paper's colour.
     paper = _eroded(filled, 2)[top:bottom, left:right]
@@ -1357,12 +1358,11 @@ def _sheet(
     return painted.rotate(turn, Image.Resampling.BILINEAR, expand=True, fillcolor=colour)
 
 
-def _fading(levels: npt.NDArray[np.uint8], shape: npt.NDArray[np.bool_], level: float) -> bool:
-    """Whether the light ``shape`` (in ``levels``, its own level ``level``) fades into what lies
+def _fading(levels: npt.NDArray[np.uint8], beyond: npt.NDArray[np.bool_], level: float) -> bool:
+    """Whether a light shape (in ``levels``, its own level ``level``) fades into what lies
     round it, as a pool of light does, rather than standing off it as a sheet does: the surface
-    ``SHEET_BEYOND`` steps beyond its edge (the picture's edges are not its edge) is lit
-    ``SHEET_EDGE`` or more of the way from the rest of the surface to the shape."""
-    beyond = _eroded(~shape, SHEET_BEYOND, outside=True)
+    ``SHEET_BEYOND`` steps beyond its edge (``beyond``; the picture's edges are not its edge)
+    is lit ``SHEET_EDGE`` or more of the way from the rest of the surface to the shape."""
     edge = beyond & ~_eroded(beyond, 1, outside=True)
     if not edge.any():
         return False
